@@ -1,0 +1,3 @@
+from orinprof.cli import main
+
+main()

@@ -1,0 +1,170 @@
+"""The backend interface (Polygraphy's runner shape).
+
+A backend is a folder under ``backends/`` with a ``runner.py`` defining a :class:`Runner` subclass,
+plus one line in :mod:`orinprof.backends` (the registry).  The public lifecycle lives here once;
+subclasses fill in the ``*_impl`` methods.
+
+Two runs, never one: :meth:`Runner.time_e2e` is the clean timing run (no profiler attached);
+:meth:`Runner.profile_layers` is the separate per-layer profiling run, whose synchronisation
+overhead would distort end-to-end numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orinprof.errors import OrinprofError
+
+log = logging.getLogger(__name__)
+
+Feed = Mapping[str, np.ndarray]
+#: progress callback: (done, total) – the CLI turns it into a progress bar
+Progress = Callable[[int, int], None]
+
+#: Columns of the raw per-layer profile a runner returns (before attribution).
+RAW_PROFILE_COLUMNS = ("iteration", "layer", "op_type", "onnx_nodes", "time_ms")
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How long to warm up and how much to time.  Both bounds apply: at least ``warmup_iters``
+    iterations *and* at least ``warmup_s`` seconds of warm-up; then ``iterations`` timed runs, or
+    more until ``min_duration_s`` has passed (capped at ``max_iterations``)."""
+
+    warmup_iters: int = 10
+    warmup_s: float = 1.0
+    iterations: int = 100
+    min_duration_s: float = 0.0
+    max_iterations: int = 100_000
+    profile_iterations: int = 20
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.profile_iterations < 1:
+            raise OrinprofError("iterations must be at least 1", "use --iterations N with N ≥ 1")
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """Backend-independent knobs; each backend reads what applies to it."""
+
+    device: str = "cpu"  # "cpu", "cuda", "cuda:0", "trt" (ORT TensorRT EP) …
+    threads: int | None = None  # intra-op threads on CPU; None = backend default
+    inter_threads: int | None = None
+    cuda_graph: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    device: str
+    device_kind: str  # cpu | gpu | jetson
+    versions: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    """Base class: context manager, warm-up/timing loops and input validation written once."""
+
+    name = "base"
+
+    def __init__(self, model_path: Path, options: RunnerOptions | None = None) -> None:
+        self.model_path = Path(model_path)
+        self.options = options or RunnerOptions()
+        self._active = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Runner:
+        self.activate()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.deactivate()
+
+    def activate(self) -> None:
+        if not self._active:
+            self.activate_impl()
+            self._active = True
+
+    def deactivate(self) -> None:
+        if self._active:
+            self.deactivate_impl()
+            self._active = False
+
+    def _require_active(self) -> None:
+        if not self._active:
+            raise RuntimeError(f"{type(self).__name__} used before activate()")
+
+    # ------------------------------------------------------------------ public API
+    def info(self) -> BackendInfo:
+        self._require_active()
+        return self.info_impl()
+
+    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+        self._require_active()
+        return self.infer_impl(feed)
+
+    def time_e2e(self, feed: Feed, timing: TimingConfig, progress: Progress | None = None) -> np.ndarray:
+        """Warm up, then time end-to-end inferences.  Returns every latency in ms, in order."""
+        self._require_active()
+        self.prepare_timing_impl(feed)
+        start = time.perf_counter()
+        done = 0
+        while done < timing.warmup_iters or time.perf_counter() - start < timing.warmup_s:
+            self.timed_call_impl()
+            done += 1
+        latencies: list[float] = []
+        t0 = time.perf_counter()
+        total = timing.iterations
+        while len(latencies) < timing.iterations or (
+            time.perf_counter() - t0 < timing.min_duration_s and len(latencies) < timing.max_iterations
+        ):
+            latencies.append(self.timed_call_impl())
+            if progress:
+                progress(min(len(latencies), total), total)
+        return np.asarray(latencies, dtype=float)
+
+    def profile_layers(self, feed: Feed, iterations: int, progress: Progress | None = None) -> pd.DataFrame:
+        """Separate profiling run.  One row per layer execution: :data:`RAW_PROFILE_COLUMNS`."""
+        self._require_active()
+        df = self.profile_layers_impl(feed, iterations, progress)
+        missing = [c for c in RAW_PROFILE_COLUMNS if c not in df.columns]
+        if missing:
+            raise RuntimeError(f"{self.name} profile lacks {missing}")
+        return df
+
+    # ------------------------------------------------------------------ to implement
+    def activate_impl(self) -> None:
+        raise NotImplementedError
+
+    def deactivate_impl(self) -> None:
+        pass
+
+    def info_impl(self) -> BackendInfo:
+        raise NotImplementedError
+
+    def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def prepare_timing_impl(self, feed: Feed) -> None:
+        """Bind inputs (and on GPUs: copy them to the device once, outside the loop)."""
+        raise NotImplementedError
+
+    def timed_call_impl(self) -> float:
+        """Run one inference on the prepared inputs; return its latency in ms.  GPU backends
+        measure with device events, CPU backends with ``time.perf_counter``."""
+        raise NotImplementedError
+
+    def profile_layers_impl(self, feed: Feed, iterations: int, progress: Progress | None) -> pd.DataFrame:
+        raise NotImplementedError
