@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "orinprof.cli.telemetry",
     "orinprof.cli.cards",
     "orinprof.cli.report",
+    "orinprof.cli.ingest",
 )
 
 for _name in _COMMAND_MODULES:

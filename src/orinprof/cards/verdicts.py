@@ -1,0 +1,460 @@
+"""Claims × measured results → the ``verdicts`` table, and card 9's Amdahl consistency check.
+
+A verdict is decided from the 95 % CI of the measured metric against the claimed range:
+``supported`` (CI inside), ``contradicted`` (CI outside), ``inconclusive`` (CI spans a boundary,
+or no CI).  Evidence not from the claim's target (card 9: an AGX Orin running TensorRT against an
+fp16 baseline) is shown with its numbers but gets ``measured-off-target``, never a pass/fail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orinprof import results
+from orinprof.cards.claims import Claim, Claims
+from orinprof.errors import OrinprofError
+from orinprof.results import Column, Table
+
+log = logging.getLogger(__name__)
+
+VERDICTS = ("supported", "contradicted", "inconclusive", "measured-off-target", "no-evidence")
+RANGE_CHECKS = ("inside", "outside", "spans-boundary", "no-ci", "missing")
+
+#: Tables a claim may name and ``cards validate`` reads from run directories.
+EVIDENCE_TABLES = ("comparison", "summary", "pruning", "outliers")
+
+VERDICTS_TABLE = results.register(
+    Table(
+        name="verdicts",
+        file="verdicts.csv",
+        description=(
+            "One row per claim × evidence row (model, shape, run): the measured value with its 95% CI against "
+            "the range the card's wording implies.  Rows without evidence appear once with `no-evidence`."
+        ),
+        keys=("claim_id", "run_ids", "seq_len"),
+        columns=(
+            Column("claim_id", "str", "claim id in claims.toml"),
+            Column("card", "int", "card number in cards.tsv (1-based)"),
+            Column("metric", "str", "`table.column` the claim is about"),
+            Column("selection", "str", "row filter of the claim, `column=value;…`", nullable=True),
+            Column("claimed_low", "float", "lower end of the claimed range", "per metric"),
+            Column("claimed_high", "float", "upper end of the claimed range (inf = open)", "per metric"),
+            Column("target", "str", "what the claim is about (e.g. `Jetson AGX Orin, TensorRT, vs fp16`)"),
+            Column("measured", "float", "measured value", "per metric", nullable=True),
+            Column("ci_low", "float", "95% CI lower end", "per metric", nullable=True),
+            Column("ci_high", "float", "95% CI upper end", "per metric", nullable=True),
+            Column("model", "str", "model", nullable=True),
+            Column("backend", "str", "backend", nullable=True),
+            Column("device", "str", "device", nullable=True),
+            Column("batch", "int", "batch size", nullable=True),
+            Column("seq_len", "int", "sequence length", nullable=True),
+            Column("run_ids", "str", "evidence: run ids, `;`-separated (plan run first, then baseline)", nullable=True),
+            Column("date", "str", "date of the evidence run (UTC, YYYY-MM-DD)", nullable=True),
+            Column("on_target", "bool", "evidence matches the claim's device, backend and baseline"),
+            Column("off_target_reason", "str", "why the evidence is off target", nullable=True),
+            Column("range_check", "str", "CI vs claimed range: " + ", ".join(f"`{r}`" for r in RANGE_CHECKS)),
+            Column("verdict", "str", "one of " + ", ".join(f"`{v}`" for v in VERDICTS)),
+            Column("reason", "str", "one line explaining the verdict"),
+        ),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Result tables by name, plus each run's ``run.json`` (by run id) for device fingerprints."""
+
+    tables: Mapping[str, pd.DataFrame]
+    run_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def _table_for_file(path: Path) -> str | None:
+    for name in EVIDENCE_TABLES:
+        if results.TABLES[name].file == path.name:
+            return name
+    return None
+
+
+def load_evidence(sources: Iterable[Path]) -> Evidence:
+    """Read every evidence table found in run directories (or their parents, or CSV files).
+
+    Schema versions are checked by :func:`orinprof.results.read_table` (``run.json``)."""
+    frames: dict[str, list[pd.DataFrame]] = {}
+    run_info: dict[str, Mapping[str, Any]] = {}
+
+    def read_dir(d: Path) -> bool:
+        found = False
+        for name in EVIDENCE_TABLES:
+            if (d / results.TABLES[name].file).exists():
+                frames.setdefault(name, []).append(results.read_table(d, name))
+                found = True
+        if found and (d / "run.json").exists():
+            info = json.loads((d / "run.json").read_text())  # read_table has already validated it
+            run_info[str(info.get("run_id", d.name))] = info
+        return found
+
+    sources = list(sources)
+    if not sources:
+        raise OrinprofError("no results given", "pass run directories written by `orinprof profile`/`compare`")
+    for src in map(Path, sources):
+        if not src.exists():
+            raise OrinprofError(f"{src} does not exist", "pass run directories or result CSV files")
+        if src.is_file():
+            name = _table_for_file(src)
+            if name is None:
+                raise OrinprofError(
+                    f"{src.name} is not an evidence table",
+                    "expected one of " + ", ".join(results.TABLES[n].file for n in EVIDENCE_TABLES),
+                )
+            frames.setdefault(name, []).append(results.read_table(src, name))
+            continue
+        if not read_dir(src):
+            subs = [p for p in sorted(src.iterdir()) if p.is_dir() and read_dir(p)]
+            if not subs:
+                raise OrinprofError(
+                    f"no {', '.join(results.TABLES[n].file for n in EVIDENCE_TABLES)} in {src} or its subdirectories",
+                    "run `orinprof compare` first, or pass the directory it wrote",
+                )
+    tables = {name: pd.concat(dfs, ignore_index=True) for name, dfs in frames.items()}
+    return Evidence(tables, run_info)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def _select(df: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
+    mask = pd.Series(True, index=df.index)
+    for key, value in where.items():
+        col = df[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            mask &= pd.to_numeric(col, errors="coerce") == value
+        else:
+            mask &= col.astype(str) == str(value)
+    return df[mask]
+
+
+def _num(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return out
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return str(value)
+
+
+def range_check(ci_low: float, ci_high: float, low: float, high: float, measured: float) -> str:
+    """Where the CI lies against ``[low, high]``."""
+    if not np.isfinite(measured):
+        return "missing"
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return "no-ci"
+    if ci_low >= low and ci_high <= high:
+        return "inside"
+    if ci_high < low or ci_low > high:
+        return "outside"
+    return "spans-boundary"
+
+
+def _date(run_id: str | None, info: Mapping[str, Any] | None) -> str | None:
+    if info and info.get("created_utc"):
+        return str(info["created_utc"])[:10]
+    if run_id:
+        m = re.match(r"(\d{4})(\d{2})(\d{2})T", run_id)
+        if m:
+            return "-".join(m.groups())
+    return None
+
+
+def _device_text(row: Mapping[str, Any], summary: pd.DataFrame | None, info: Mapping[str, Any] | None) -> str:
+    """Everything that says what the device was: the row, the run's summary, run.json's fingerprint."""
+    parts = [str(row.get("device", "") or "")]
+    run_id = row.get("run_id")
+    if summary is not None and run_id is not None and "run_id" in summary:
+        match = summary[summary["run_id"] == run_id]
+        for col in ("device", "device_kind"):
+            if col in match:
+                parts.extend(str(v) for v in match[col].dropna().unique())
+    if info:
+        fingerprint = info.get("fingerprint", {})
+        if isinstance(fingerprint, Mapping):
+            parts.extend(str(v) for v in fingerprint.values() if isinstance(v, str))
+    return " | ".join(p for p in parts if p)
+
+
+def _target_check(claim: Claim, row: Mapping[str, Any], device_text: str) -> list[str]:
+    reasons = []
+    if claim.device_pattern and not re.search(claim.device_pattern, device_text):
+        reasons.append(f"device {row.get('device', '?')!s} is not {claim.target.split(',')[0]}")
+    backend = str(row.get("backend", ""))
+    if claim.backends and backend not in claim.backends:
+        reasons.append(f"backend {backend or '?'} not in {'/'.join(claim.backends)}")
+    if claim.baseline is not None and "baseline" in row and str(row["baseline"]) != claim.baseline:
+        reasons.append(f"baseline {row['baseline']} ≠ {claim.baseline}")
+    return reasons
+
+
+def _verdict(on_target: bool, check: str) -> str:
+    if check == "missing":
+        return "no-evidence"
+    if not on_target:
+        return "measured-off-target"
+    return {"inside": "supported", "outside": "contradicted"}.get(check, "inconclusive")
+
+
+_REASONS = {
+    "inside": "95% CI inside the claimed range",
+    "outside": "95% CI entirely outside the claimed range",
+    "spans-boundary": "95% CI spans a boundary of the claimed range",
+    "no-ci": "no confidence interval (too few iterations)",
+    "missing": "the metric is missing (NaN) in this row",
+}
+
+
+def validate(evidence: Evidence | Mapping[str, pd.DataFrame], claims: Claims) -> pd.DataFrame:
+    """The ``verdicts`` table: every claim against every matching evidence row."""
+    if not isinstance(evidence, Evidence):
+        evidence = Evidence(dict(evidence))
+    summary = evidence.tables.get("summary")
+    rows: list[dict[str, Any]] = []
+    for claim in claims.claims:
+        selection = ";".join(f"{k}={v}" for k, v in claim.where.items()) or None
+        base = {
+            "claim_id": claim.id,
+            "card": claim.card,
+            "metric": claim.metric,
+            "selection": selection,
+            "claimed_low": claim.low,
+            "claimed_high": claim.high,
+            "target": claim.target,
+        }
+        df = evidence.tables.get(claim.table)
+        if df is not None and len(df) and claim.column not in df.columns:
+            raise OrinprofError(
+                f"{claims.source}: claim {claim.id}: metric {claim.metric} is not in the {claim.table} results "
+                f"(columns: {', '.join(map(str, df.columns))})",
+                "fix the claim's metric or re-run `orinprof compare` with this orinprof version",
+            )
+        for key in claim.where:
+            if df is not None and len(df) and key not in df.columns:
+                raise OrinprofError(f"{claims.source}: claim {claim.id}: where.{key} is not a column of {claim.table}")
+        selected = _select(df, claim.where) if df is not None and len(df) else None
+        if selected is None or selected.empty:
+            why = f"no {claim.table} rows" if df is None or not len(df) else f"no {claim.table} rows with {selection}"
+            rows.append({**base, "on_target": False, "range_check": "missing", "verdict": "no-evidence", "reason": why})
+            continue
+        for record in selected.to_dict("records"):
+            run_id = _text(record.get("run_id"))
+            info = evidence.run_info.get(run_id or "")
+            measured = _num(record.get(claim.column))
+            lo = _num(record.get(f"{claim.column}_ci_low"))
+            hi = _num(record.get(f"{claim.column}_ci_high"))
+            off = _target_check(claim, record, _device_text(record, summary, info))
+            check = range_check(lo, hi, claim.low, claim.high, measured)
+            verdict = _verdict(not off, check)
+            reason = _REASONS[check] if not off else "off target: " + "; ".join(off) + f" (CI vs range: {check})"
+            run_ids = ";".join(x for x in (run_id, _text(record.get("baseline_run_id"))) if x)
+            rows.append(
+                {
+                    **base,
+                    "measured": measured,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "model": _text(record.get("model")),
+                    "backend": _text(record.get("backend")),
+                    "device": _text(record.get("device")),
+                    "batch": record.get("batch"),
+                    "seq_len": record.get("seq_len"),
+                    "run_ids": run_ids or None,
+                    "date": _date(run_id, info),
+                    "on_target": not off,
+                    "off_target_reason": "; ".join(off) or None,
+                    "range_check": check,
+                    "verdict": verdict,
+                    "reason": reason,
+                }
+            )
+    out = pd.DataFrame(rows, columns=VERDICTS_TABLE.names)
+    for col in ("batch", "seq_len", "card"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
+    out["on_target"] = out["on_target"].astype(bool)
+    return results.check(out, "verdicts")
+
+
+# --------------------------------------------------------------------------- Amdahl (card 9)
+
+
+@dataclass(frozen=True)
+class AmdahlClaim:
+    """Card 9 as numbers: attention-only reduction claimed, and the end-to-end range claimed for it."""
+
+    attention_reduction: float = 0.40
+    attention_low: float = 0.35
+    attention_high: float = 0.45
+    e2e_low: float = 0.25
+    e2e_high: float = 0.35
+
+    @property
+    def required_share(self) -> tuple[float, float]:
+        """Attention share of baseline time that −attention_reduction on attention alone needs to give
+        an end-to-end reduction inside [e2e_low, e2e_high] (Amdahl: e2e = share × reduction)."""
+        return self.e2e_low / self.attention_reduction, min(1.0, self.e2e_high / self.attention_reduction)
+
+
+def amdahl_claim_from(claims: Claims, card: int = 9) -> AmdahlClaim:
+    """Read card 9's numbers from claims.toml (attention claim + the int8-attn end-to-end claim)."""
+    att = [c for c in claims.for_card(card) if c.metric == "comparison.attention_reduction"]
+    e2e = [
+        c
+        for c in claims.for_card(card)
+        if c.metric == "comparison.e2e_reduction" and c.where.get("precision") == "int8-attn"
+    ]
+    if not att or not e2e:
+        raise OrinprofError(
+            f"{claims.source}: card {card} needs a comparison.attention_reduction claim and a "
+            "comparison.e2e_reduction claim with where.precision = 'int8-attn' for the Amdahl check"
+        )
+    a, e = att[0], e2e[0]
+    return AmdahlClaim(a.claimed if a.claimed is not None else (a.low + a.high) / 2, a.low, a.high, e.low, e.high)
+
+
+AMDAHL_COLUMNS = (
+    "model",
+    "backend",
+    "device",
+    "seq_len",
+    "run_id",
+    "attention_share_baseline",
+    "ffn_share_baseline",
+    "implied_e2e_at_claim",
+    "implied_e2e_low",
+    "implied_e2e_high",
+    "attention_reduction",
+    "implied_e2e_at_measured",
+    "e2e_reduction",
+    "required_share_low",
+    "required_share_high",
+    "consistent",
+    "reachable_at_seq_lens",
+    "flag",
+)
+
+
+def amdahl_check(comparison: pd.DataFrame, claim: AmdahlClaim | None = None) -> pd.DataFrame:
+    """Per ``int8-attn`` comparison row: what end-to-end reduction the claimed attention reduction
+    implies at the measured attention share, what share the claimed 25–35 % would need, and whether
+    the card's two numbers can both hold for that model and shape (Amdahl: only attention changes)."""
+    claim = claim or AmdahlClaim()
+    needed = ["attention_share_baseline", "ffn_share_baseline", "attention_reduction", "e2e_reduction", "precision"]
+    missing = [c for c in needed if c not in comparison.columns]
+    if missing:
+        raise OrinprofError(f"comparison results lack {', '.join(missing)}", "pass comparison.csv written by `orinprof compare`")
+    rows = comparison[comparison["precision"].astype(str) == "int8-attn"]
+    req_lo, req_hi = claim.required_share
+    out = []
+    for r in rows.to_dict("records"):
+        share = _num(r["attention_share_baseline"])
+        # tolerant reading: some attention reduction inside the claimed range gives some e2e inside its range
+        consistent = bool(
+            np.isfinite(share) and share * claim.attention_high >= claim.e2e_low and share * claim.attention_low <= claim.e2e_high
+        )
+        flag = ""
+        if np.isfinite(share) and not consistent:
+            flag = (
+                f"card 9 cannot hold as a whole here: attention share {share:.2f} × {claim.attention_reduction:.0%} "
+                f"= {share * claim.attention_reduction:.1%} end-to-end, but {claim.e2e_low:.0%}–{claim.e2e_high:.0%} "
+                f"needs an attention share of {req_lo:.1%}–{req_hi:.1%}"
+            )
+        out.append(
+            {
+                "model": r.get("model"),
+                "backend": r.get("backend"),
+                "device": r.get("device"),
+                "seq_len": r.get("seq_len"),
+                "run_id": r.get("run_id"),
+                "attention_share_baseline": share,
+                "ffn_share_baseline": _num(r["ffn_share_baseline"]),
+                "implied_e2e_at_claim": share * claim.attention_reduction,
+                "implied_e2e_low": share * claim.attention_low,
+                "implied_e2e_high": share * claim.attention_high,
+                "attention_reduction": _num(r["attention_reduction"]),
+                "implied_e2e_at_measured": share * _num(r["attention_reduction"]),
+                "e2e_reduction": _num(r["e2e_reduction"]),
+                "required_share_low": req_lo,
+                "required_share_high": req_hi,
+                "consistent": consistent,
+                "flag": flag,
+            }
+        )
+    df = pd.DataFrame(out, columns=[c for c in AMDAHL_COLUMNS if c != "reachable_at_seq_lens"])
+    if df.empty:
+        df["reachable_at_seq_lens"] = pd.Series(dtype=str)
+        return df[list(AMDAHL_COLUMNS)]
+    keys = ["model", "backend", "device"]
+    reach = (
+        df[df["consistent"]]
+        .groupby(keys, dropna=False)["seq_len"]
+        .apply(lambda s: ",".join(str(int(v)) for v in sorted(s.dropna().unique())))
+        .rename("reachable_at_seq_lens")
+    )
+    df = df.merge(reach, how="left", left_on=keys, right_index=True)
+    df["reachable_at_seq_lens"] = df["reachable_at_seq_lens"].fillna("none measured")
+    return df.sort_values(["model", "backend", "device", "seq_len"]).reset_index(drop=True)[list(AMDAHL_COLUMNS)]
+
+
+def seq_sweep_table(comparison: pd.DataFrame, claim: AmdahlClaim | None = None) -> pd.DataFrame:
+    """Attention share and the reductions against sequence length (for ``sweep-seq``): the Amdahl
+    rows plus the ``int8-all`` end-to-end reduction of the same model, shape and backend."""
+    table = amdahl_check(comparison, claim)
+    all_rows = comparison[comparison["precision"].astype(str) == "int8-all"]
+    if not all_rows.empty:
+        extra = all_rows[["model", "backend", "device", "seq_len", "e2e_reduction"]].rename(
+            columns={"e2e_reduction": "e2e_reduction_int8_all"}
+        )
+        table = table.merge(extra, how="left", on=["model", "backend", "device", "seq_len"])
+    else:
+        table["e2e_reduction_int8_all"] = np.nan
+    return table
+
+
+# --------------------------------------------------------------------------- output files
+
+
+def unused_path(path: Path) -> Path:
+    """``path`` if free, else ``stem-1.ext``, ``stem-2.ext`` …: results are never overwritten."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    for i in range(1, 10_000):
+        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        if not candidate.exists():
+            log.info("%s exists; writing %s instead", path, candidate)
+            return candidate
+    raise OrinprofError(f"too many files named like {path}", "pass a new --out path")  # pragma: no cover
+
+
+def write_verdicts(verdicts: pd.DataFrame, out: Path) -> Path:
+    """Write the verdicts CSV next to nothing it would overwrite; returns the path written."""
+    out = Path(out)
+    if out.parent and not out.parent.exists():
+        raise OrinprofError(f"directory {out.parent} does not exist", "create it or pass another --out")
+    target = unused_path(out)
+    tmp = target.with_name(target.name + ".tmp")
+    results.check(verdicts, "verdicts").to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, target)
+    return target

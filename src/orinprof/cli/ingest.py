@@ -1,0 +1,48 @@
+"""``orinprof ingest …``: convert profiler output users already have into orinprof results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from orinprof.backends.trtexec.ingest import class_summary, ingest_trtexec, write_ingest_run
+from orinprof.cli.app import ResultsDir, group_command, out, sub_app
+
+ingest_app = sub_app("ingest", "Convert existing profiler output (trtexec JSON) into an orinprof run directory.")
+
+
+
+@group_command(ingest_app, "trtexec")
+def trtexec(
+    profile: Annotated[Path, typer.Option("--profile", help="trtexec --exportProfile JSON.")],
+    layers: Annotated[Path | None, typer.Option("--layers", help="trtexec --exportLayerInfo JSON.")] = None,
+    times: Annotated[Path | None, typer.Option("--times", help="trtexec --exportTimes JSON.")] = None,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="The ONNX the engine was built from.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name (default: file stem).")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="Plan: fp16, int8-attn, …")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Batch size the engine ran.")] = 1,
+    seq_len: Annotated[int | None, typer.Option("--seq-len", help="Sequence length the engine ran.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="Device the files came from.")] = None,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Ingest trtexec JSON files into a new run directory (layers.csv, run.json, …).
+
+    Example: orinprof ingest trtexec --profile p.json --layers l.json --onnx bert.onnx --seq-len 128
+    """
+    result = ingest_trtexec(profile, layers, onnx, times, model, precision)
+    run_dir, skipped = write_ingest_run(result, results_dir, batch, seq_len, device, command="orinprof ingest trtexec")
+    table = Table(title=f"{result.model} · {result.precision} · {len(result.raw)} engine layers")
+    for col in ("class", "time ms", "share", "layers"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for row in class_summary(result.layers).itertuples():
+        table.add_row(str(row.layer_class), f"{row.time_ms:.4f}", f"{row.share:.1%}", str(row.layers))
+    out.print(table)
+    hidden = f" ({result.myelin_regions} Myelin regions could hide one)" if result.myelin_regions else ""
+    out.print(f"fused MHA kernel: {'yes' if result.fused_mha else 'no'}{hidden}")
+    out.print(f"precisions seen: {', '.join(result.precisions) or 'unknown (no detailed --layers)'}")
+    for line in [*result.notes, *skipped]:
+        out.print(f"note: {line}")
+    out.print(f"wrote {run_dir}")
