@@ -196,3 +196,50 @@ def test_model_checker_accepts_test_graphs():
         [_w("w", [4, 5])],
     )
     onnx.checker.check_model(m)
+
+
+def test_dynamic_shape_arithmetic_is_folded_so_reshape_resolves():
+    # x[1, seq, 8] → Shape → Gather(1) → Div 2 → Unsqueeze → Concat([1], ·, [16]) → Reshape → MatMul W[16,4]
+    i64 = lambda n, v: numpy_helper.from_array(np.array(v, np.int64), n)  # noqa: E731
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shp"], name="shape"),
+        helper.make_node("Gather", ["shp", "one"], ["s"], name="gather", axis=0),
+        helper.make_node("Div", ["s", "two"], ["half"], name="div"),
+        helper.make_node("Unsqueeze", ["half", "zero_axis"], ["u"], name="unsq"),
+        helper.make_node("Concat", ["lead", "u", "tail"], ["new_shape"], name="concat", axis=0),
+        helper.make_node("Reshape", ["x", "new_shape"], ["xr"], name="reshape"),
+        helper.make_node("MatMul", ["xr", "w"], ["y"], name="mm"),
+    ]
+    inits = [
+        i64("one", 1),
+        i64("two", 2),
+        i64("zero_axis", [0]),
+        i64("lead", [1]),
+        i64("tail", [16]),
+        _w("w", [16, 4]),
+    ]
+    m = _model(nodes, [_vi("x", [1, "seq", 8])], [_vi("y", [1, None, 4])], inits)
+    df = node_costs(m, seq_len=6)
+    r = _row(df, "mm")
+    # xr = [1, 3, 16] → out [1, 3, 4]: 2 · 12 · 16
+    assert r["status"] == "ok" and r["flops"] == 2 * 12 * 16
+    assert (df.set_index("node").loc[["shape", "gather", "div", "concat"], "status"] == "folded").all()
+
+
+def test_pointwise_fusion_bytes_between_gemm_and_activation():
+    # X[2,4] @ W[4,8] → Add bias → Relu: the GEMM's output and the Add's output stay on chip
+    m = _model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+            helper.make_node("Add", ["h", "b"], ["hb"], name="bias"),
+            helper.make_node("Relu", ["hb"], ["y"], name="relu"),
+        ],
+        [_vi("x", [2, 4])],
+        [_vi("y", [2, 8])],
+        [_w("w", [4, 8]), _w("b", [8])],
+    )
+    df = node_costs(m).set_index("node")
+    assert df.loc["mm", "fused_out_bytes"] == 2 * 8 * 4
+    assert df.loc["bias", "fused_in_bytes"] == 2 * 8 * 4 and df.loc["bias", "fused_out_bytes"] == 2 * 8 * 4
+    assert df.loc["relu", "fused_in_bytes"] == 2 * 8 * 4
+    assert df.loc["relu", "fused_out_bytes"] == 0  # a graph output is written

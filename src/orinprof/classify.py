@@ -69,9 +69,13 @@ ACTIVATIONS = {
     "QuickGelu",
 }
 FFN_PATH_OPS = ACTIVATIONS | {"Add", "Mul", "Div", "Pow", "Sub", "Cast", "Identity", "Clip", *QDQ_OPS}
-_BLOCK_RE = re.compile(r"(?:^|[/._])(?:layers?|h|blocks?|block|encoder_layer|decoder_layer)[._/]?(\d+)(?:[/._]|$)")
+_BLOCK_RE = re.compile(
+    r"(?:^|[/._])(?:layers?|h|blocks?|block|encoder_layer|decoder_layer)[._/]?(\d+)(?:[/._]|$)"
+)
 _NAME_ATTN = re.compile(r"(attention|attn|self_attn|mha)", re.I)
-_NAME_FFN = re.compile(r"(mlp|ffn|feed_forward|intermediate|/output/dense|linear[12]|fc[12]|c_fc|wi|wo\b)", re.I)
+_NAME_FFN = re.compile(
+    r"(mlp|ffn|feed_forward|intermediate|/output/dense|linear[12]|fc[12]|c_fc|wi|wo\b)", re.I
+)
 
 MAX_WALK = 64  # nodes visited per walk: bounds the cost on huge graphs
 
@@ -107,7 +111,9 @@ class Graph:
         for n in self.nodes:
             inputs = [t for t in n.input if t]
             is_const = n.op_type == "Constant" or (
-                bool(inputs) and all(self.const.get(t, False) for t in inputs) and n.op_type != "RandomNormalLike"
+                bool(inputs)
+                and all(self.const.get(t, False) for t in inputs)
+                and n.op_type != "RandomNormalLike"
             )
             for o in n.output:
                 self.const[o] = is_const
@@ -210,7 +216,9 @@ class _Classifier:
         for s in softmaxes:
             # BMM1: nearest upstream activation×activation MatMul
             hits, between1 = self._walk_up_to(
-                g.upstream(s), g.is_act_gemm, lambda i: g.is_weighted_gemm(i) or g.nodes[i].op_type in NORM_OPS
+                g.upstream(s),
+                g.is_act_gemm,
+                lambda i: g.is_weighted_gemm(i) or g.nodes[i].op_type in NORM_OPS,
             )
             if not hits:
                 continue
@@ -234,12 +242,18 @@ class _Classifier:
                 if g.producer.get(t) is not None and g.producer.get(t) not in prob_side
             ]
             found: dict[int, set[str]] = {}
-            for role, starts in (("q_proj", b1_inputs[:1]), ("k_proj", b1_inputs[1:2]), ("v_proj", v_inputs[:1])):
+            for role, starts in (
+                ("q_proj", b1_inputs[:1]),
+                ("k_proj", b1_inputs[1:2]),
+                ("v_proj", v_inputs[:1]),
+            ):
                 starts_i = [x for x in starts if x is not None]
                 hits, path = self._walk_up_to(
                     starts_i,
                     g.is_weighted_gemm,
-                    lambda i: g.nodes[i].op_type in NORM_OPS or g.nodes[i].op_type == "Softmax" or g.is_act_gemm(i),
+                    lambda i: (
+                        g.nodes[i].op_type in NORM_OPS or g.nodes[i].op_type == "Softmax" or g.is_act_gemm(i)
+                    ),
                 )
                 for h in hits[:1]:
                     found.setdefault(h, set()).add(role)
@@ -413,7 +427,17 @@ class _Classifier:
                             op = g.nodes[d].op_type
                             if d in self.tags or g.is_weighted_gemm(d) or op in ("Softmax",):
                                 continue
-                            if op in ("Add", "Sqrt", "Reciprocal", "Div", "Mul", "Sub", "Pow", "Cast", "ReduceMean"):
+                            if op in (
+                                "Add",
+                                "Sqrt",
+                                "Reciprocal",
+                                "Div",
+                                "Mul",
+                                "Sub",
+                                "Pow",
+                                "Cast",
+                                "ReduceMean",
+                            ):
                                 self.tag(d, "norm", "norm")
                                 nxt.append(d)
                     frontier = nxt
@@ -525,7 +549,11 @@ class _Classifier:
             elif tag.layer_class == "attention":
                 # projections come before their softmax: use the next softmax at or after them
                 later = [k for k, s in enumerate(softmax_order) if s >= i]
-                blocks[i] = later[0] if later and tag.role in ("q_proj", "k_proj", "v_proj", "qkv_proj") else structural(i)
+                blocks[i] = (
+                    later[0]
+                    if later and tag.role in ("q_proj", "k_proj", "v_proj", "qkv_proj")
+                    else structural(i)
+                )
             elif tag.layer_class in ("ffn", "norm") and softmax_order:
                 blocks[i] = structural(i)
             else:

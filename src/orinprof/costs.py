@@ -28,6 +28,13 @@ cost: nodes computing only from constants (weight transposes, weight DequantizeL
 arithmetic), Q/DQ on activations, and pure views (Reshape, Squeeze, Unsqueeze, Flatten, Identity).
 A node whose shapes could not be inferred gets ``status = no_shape`` and NaN costs (never 0).
 
+``fused_in_bytes`` / ``fused_out_bytes``
+    The part of ``act_in_bytes`` / ``act_out_bytes`` that a fusing compiler keeps on chip: the
+    tensor between a computing node and consumers that are all elementwise, Softmax or norm nodes
+    (GEMM → bias Add → the Erf-GELU chain; scale → mask Add → Softmax; residual Add → LayerNorm;
+    views and activation Q/DQ in between are looked through).  Projections subtract them when
+    they model fusion; the unfused counts stay in the other columns.
+
 ``kind`` groups nodes for per-op-kind efficiency factors in :mod:`orinprof.project`.
 """
 
@@ -41,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import pandas as pd
-from onnx import TensorProto, helper, shape_inference
+from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from orinprof.errors import OrinprofError
 
@@ -57,11 +64,16 @@ COLUMNS = (
     "act_out_bytes",
     "gemm",
     "int8_weights",
+    "fused_in_bytes",
+    "fused_out_bytes",
     "status",
 )
 
 #: Op kinds (the granularity of efficiency factors).
 KINDS = ("gemm", "matmul", "conv", "softmax", "norm", "elementwise", "reduce", "data", "folded")
+
+#: Kinds that fuse with their producer (TensorRT's pointwise / softmax / skip-layernorm fusions).
+FUSING_KINDS = frozenset({"elementwise", "softmax", "norm"})
 
 GEMM_OPS = frozenset({"MatMul", "Gemm", "MatMulInteger"})
 VIEW_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Shape", "Size"})
@@ -99,7 +111,16 @@ NORM_OPS = frozenset(
     }
 )
 REDUCE_OPS = frozenset(
-    {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare", "ArgMax"}
+    {
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "ReduceL2",
+        "ReduceSumSquare",
+        "ArgMax",
+    }
 )
 
 #: Estimated FLOPs per output element for non-GEMM ops (an order-of-magnitude model; these ops are
@@ -127,6 +148,9 @@ FLOPS_PER_ELEMENT: dict[str, float] = {
     "HardSwish": 4,
 }
 _ZERO_FLOP_OPS = DATA_OPS | VIEW_OPS | QDQ_OPS
+
+#: Initializers with more elements than this lose their values in the shape-inference copy.
+_KEEP_VALUES_UP_TO = 4096
 
 _SEQ_HINTS = ("seq", "sequence", "len", "token", "time")
 
@@ -168,6 +192,37 @@ def dynamic_dims(model: onnx.ModelProto) -> list[str]:
             if not (dim.HasField("dim_value") and dim.dim_value > 0):
                 found.append(f"{inp.name}:{axis}={dim.dim_param or '?'}")
     return found
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose large initializers keep dims and type but no values.
+
+    Shape inference only needs the values of small tensors (shape constants); copying and
+    inferring over a gigabyte of weights takes tens of seconds for nothing.
+    """
+    out = onnx.ModelProto()
+    graph = model.graph
+    out.ir_version = model.ir_version
+    out.opset_import.extend(model.opset_import)
+    g = out.graph
+    g.name = graph.name
+    g.node.extend(graph.node)
+    g.input.extend(graph.input)
+    g.output.extend(graph.output)
+    g.value_info.extend(graph.value_info)
+    for init in graph.initializer:
+        if math.prod(init.dims) <= _KEEP_VALUES_UP_TO:
+            g.initializer.append(init)
+            continue
+        stub = g.initializer.add()
+        stub.name = init.name
+        stub.data_type = init.data_type
+        stub.dims.extend(init.dims)
+        # values "elsewhere": shape inference reads only dims and type of external tensors
+        stub.data_location = TensorProto.EXTERNAL
+        entry = stub.external_data.add()
+        entry.key, entry.value = "location", "orinprof-costs-stub"
+    return out
 
 
 def fix_input_shapes(
@@ -222,6 +277,62 @@ def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
         ) from err
 
 
+def _fold_small_constants(model: onnx.ModelProto, rounds: int = 8) -> onnx.ModelProto:
+    """A copy in which small constant-only nodes (the shape arithmetic of a dynamic-axes export)
+    are replaced by initializers, so that shape inference can resolve the ``Reshape`` they feed.
+
+    ONNX's own data propagation stops at ops it does not know (``Div``, ``Cast``, ``Equal``…);
+    onnx's reference evaluator computes those values exactly.  Only the returned copy changes; the
+    caller keeps its node list (the folded nodes get ``status = folded`` anyway).
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    current = model
+    for _ in range(rounds):
+        inferred = _infer(current)
+        infos = _tensor_infos(inferred)
+        values: dict[str, np.ndarray] = {}
+        for init in current.graph.initializer:
+            if init.data_location != TensorProto.EXTERNAL and math.prod(init.dims) <= _KEEP_VALUES_UP_TO:
+                values[init.name] = numpy_helper.to_array(init)
+        folded: list[int] = []
+        for idx, node in enumerate(current.graph.node):
+            ins = [i for i in node.input if i]
+            if _has_subgraph(node) or node.domain not in ("", "ai.onnx"):
+                continue
+            result: list[np.ndarray] | None = None
+            if node.op_type == "Shape" and ins and (infos.get(ins[0]) and infos[ins[0]].shape is not None):
+                shape = np.array(infos[ins[0]].shape, dtype=np.int64)
+                start, end = _attr(node, "start", 0), _attr(node, "end", None)
+                result = [shape[int(start) : None if end is None else int(end)]]  # type: ignore[call-overload]
+            elif node.op_type == "Constant" or (ins and all(i in values for i in ins)):
+                try:
+                    outs = ReferenceEvaluator(node).run(None, {i: values[i] for i in ins})
+                    result = [np.asarray(r) for r in outs]
+                except Exception:  # an op the reference evaluator lacks: leave it to inference
+                    result = None
+            if result is None or any(np.asarray(r).size > _KEEP_VALUES_UP_TO for r in result):
+                continue
+            for name, value in zip(node.output, result, strict=False):
+                values[name] = np.asarray(value)
+            if node.op_type != "Constant":
+                folded.append(idx)
+        if not folded:
+            return current
+        nxt = onnx.ModelProto()
+        nxt.CopyFrom(current)
+        drop = set(folded)
+        keep = [n for i, n in enumerate(nxt.graph.node) if i not in drop]
+        new_inits = [
+            numpy_helper.from_array(values[o], o) for i in folded for o in current.graph.node[i].output if o
+        ]
+        del nxt.graph.node[:]
+        nxt.graph.node.extend(keep)
+        nxt.graph.initializer.extend(new_inits)
+        current = nxt
+    return current
+
+
 def _tensor_infos(model: onnx.ModelProto) -> dict[str, _TensorInfo]:
     infos: dict[str, _TensorInfo] = {}
     graph = model.graph
@@ -252,11 +363,13 @@ def _tensor_infos(model: onnx.ModelProto) -> dict[str, _TensorInfo]:
 
 def _node_names(graph: onnx.GraphProto) -> list[str]:
     """Node names as the rest of orinprof uses them: the ONNX name, or ``<op_type>_<index>``."""
-    names, seen = [], set()
+    # the same rule as orinprof.classify.ensure_node_names, so cost rows join layer_classes rows
+    names: list[str] = []
+    seen: set[str] = set()
     for idx, node in enumerate(graph.node):
-        name = node.name or f"{node.op_type}_{idx}"
-        if name in seen:
-            name = f"{name}_{idx}"
+        name = node.name
+        if not name or name in seen:
+            name = f"{node.op_type}_{idx}" if not name else f"{name}__{idx}"
         seen.add(name)
         names.append(name)
     return names
@@ -309,11 +422,14 @@ def node_costs(
     ``batch`` / ``seq_len`` / ``dims`` fix symbolic input dimensions first (see
     :func:`fix_input_shapes`).  Nodes whose shapes stay unknown get ``status = no_shape``.
     """
+    model = _skeleton(model)
     if batch is not None or seq_len is not None or dims:
         model = fix_input_shapes(model, batch, seq_len, dims)
-    inferred = _infer(model)
-    graph = inferred.graph
-    infos = _tensor_infos(inferred)
+    # shapes from a copy with the shape arithmetic folded; rows from the model's own nodes
+    infos = _tensor_infos(_infer(_fold_small_constants(model)))
+    graph = _infer(model).graph
+    for name, info in _tensor_infos(onnx.ModelProto(graph=graph)).items():
+        infos.setdefault(name, info)
     producer: dict[str, onnx.NodeProto] = {o: n for n in graph.node for o in n.output}
 
     # A tensor is constant when it is an initializer, a Constant's output, a Shape of a static
@@ -322,11 +438,11 @@ def node_costs(
     const: set[str] = {i.name for i in graph.initializer if i.name not in graph_inputs}
     for node in graph.node:  # graph.node is topologically sorted (an ONNX requirement)
         ins = [i for i in node.input if i]
-        if node.op_type == "Constant":
-            const.update(node.output)
-        elif node.op_type in ("Shape", "Size") and ins and infos.get(ins[0], _TensorInfo(0, None)).shape:
-            const.update(node.output)
-        elif ins and all(i in const for i in ins) and not _has_subgraph(node):
+        if (
+            node.op_type == "Constant"
+            or (node.op_type in ("Shape", "Size") and ins and infos.get(ins[0], _TensorInfo(0, None)).shape)
+            or (ins and all(i in const for i in ins) and not _has_subgraph(node))
+        ):
             const.update(node.output)
 
     const_bytes_cache: dict[str, float] = {}
@@ -361,6 +477,64 @@ def node_costs(
             node = producer.get(node.input[0])
         return node is not None and node.op_type == "DequantizeLinear"
 
+    def is_folded(node: onnx.NodeProto) -> bool:
+        ins = [i for i in node.input if i]
+        return (
+            all(o in const for o in node.output if o)
+            or node.op_type in VIEW_OPS
+            or (node.op_type in QDQ_OPS and not all(i in const for i in ins))
+        )
+
+    folded_ids = {id(n) for n in graph.node if is_folded(n)}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for i in n.input:
+            if i:
+                consumers.setdefault(i, []).append(n)
+
+    def real_source(t: str) -> str:
+        node = producer.get(t)
+        while node is not None and id(node) in folded_ids and t not in const and node.input:
+            t = node.input[0]
+            node = producer.get(t)
+        return t
+
+    def real_consumers(t: str) -> list[onnx.NodeProto]:
+        found: list[onnx.NodeProto] = []
+        for c in consumers.get(t, []):
+            if id(c) in folded_ids and c.output:
+                found.extend(x for o in c.output if o for x in real_consumers(o))
+            else:
+                found.append(c)
+        return found
+
+    # Pointwise fusion (TensorRT epilogue / pointwise kernels, ONNX Runtime's fused activations): a
+    # tensor read only by elementwise nodes stays on chip, so its producer never writes it and
+    # those consumers never read it.  Projections may subtract these bytes.
+    outputs = {o.name for o in graph.output}
+    fused_in: dict[int, float] = {}
+    fused_out: dict[int, float] = {}
+    fused_sources: set[str] = set()
+    for n in graph.node:
+        if id(n) in folded_ids or _kind(n.op_type, False) not in FUSING_KINDS:
+            continue
+        for i in n.input:
+            if not i or i in const:
+                continue
+            src = real_source(i)
+            p = producer.get(src)
+            if p is None or id(p) in folded_ids or src in outputs:
+                continue
+            if not all(_kind(c.op_type, False) in FUSING_KINDS for c in real_consumers(src)):
+                continue  # also read by a GEMM / norm / …: it must be written to memory
+            src_info = infos.get(src)
+            if src_info is None or src_info.shape is None:
+                continue
+            fused_in[id(n)] = fused_in.get(id(n), 0.0) + act_bytes(i)
+            if src not in fused_sources:
+                fused_sources.add(src)
+                fused_out[id(p)] = fused_out.get(id(p), 0.0) + src_info.nbytes
+
     rows = []
     for name, node in zip(_node_names(graph), graph.node, strict=True):
         op = node.op_type
@@ -378,14 +552,11 @@ def node_costs(
             "act_out_bytes": 0.0,
             "gemm": gemm,
             "int8_weights": int8_weights,
+            "fused_in_bytes": fused_in.get(id(node), 0.0),
+            "fused_out_bytes": fused_out.get(id(node), 0.0),
             "status": "ok",
         }
-        folded = (
-            all(o in const for o in outs)
-            or op in VIEW_OPS
-            or (op in QDQ_OPS and not all(i in const for i in ins))
-        )
-        if folded:
+        if id(node) in folded_ids:
             row["kind"] = "folded"
             row["status"] = "folded"
             rows.append(row)
@@ -397,7 +568,15 @@ def node_costs(
         act_in = [i for i in ins if i not in const]
         needed = [*act_in, *outs]
         if any(infos.get(t) is None or infos[t].shape is None for t in needed):
-            row.update(flops=math.nan, weight_bytes=math.nan, act_in_bytes=math.nan, act_out_bytes=math.nan)
+            for col in (
+                "flops",
+                "weight_bytes",
+                "act_in_bytes",
+                "act_out_bytes",
+                "fused_in_bytes",
+                "fused_out_bytes",
+            ):
+                row[col] = math.nan
             row["status"] = "no_shape"
             rows.append(row)
             continue
@@ -407,7 +586,9 @@ def node_costs(
         if op == "Gather" and ins and ins[0] in const:
             weight = sum(info.nbytes for info in out_infos if info is not None)  # rows read, not the table
         else:
-            weight = sum(const_bytes(i) for i in ins if i in const and producer.get(i, node).op_type != "Shape")
+            weight = sum(
+                const_bytes(i) for i in ins if i in const and producer.get(i, node).op_type != "Shape"
+            )
         row.update(
             flops=flops,
             weight_bytes=float(weight),
@@ -420,8 +601,8 @@ def node_costs(
 
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     unknown = int((df["status"] == "no_shape").sum())
-    if unknown:
-        log.warning(
+    if unknown:  # the status column carries it; callers that need shapes raise with a fix
+        log.debug(
             "%d of %d nodes have no inferred shape (dynamic input dims: %s)",
             unknown,
             len(df),

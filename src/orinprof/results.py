@@ -130,7 +130,13 @@ LAYERS_TABLE = register(
             _c("calls", "int", "how many timed executions the statistics are over"),
             _c("median_ms", "float", "median time per inference", "ms", nullable=True),
             _c("mean_ms", "float", "mean time per inference", "ms", nullable=True),
-            _c("share", "float", "median_ms ÷ sum of median_ms over the plan's layers", "fraction", nullable=True),
+            _c(
+                "share",
+                "float",
+                "median_ms ÷ sum of median_ms over the plan's layers",
+                "fraction",
+                nullable=True,
+            ),
             _c(
                 "class_split",
                 "str",
@@ -205,7 +211,12 @@ SUMMARY_TABLE = register(
                 "everything else, including `mixed` remainders, `reformat` and `fused-unattributed`",
                 "ms",
             ),
-            _c("unattributed_ms", "float", "time in layers that could not be attributed (TensorRT Myelin)", "ms"),
+            _c(
+                "unattributed_ms",
+                "float",
+                "time in layers that could not be attributed (TensorRT Myelin)",
+                "ms",
+            ),
             _c("attention_share", "float", "attention_ms ÷ layer_sum_ms", "fraction"),
             _c("ffn_share", "float", "ffn_ms ÷ layer_sum_ms", "fraction"),
             _c("layer_sum_ms", "float", "sum of per-layer medians from the profiling run", "ms"),
@@ -219,10 +230,21 @@ SUMMARY_TABLE = register(
             _c("gemms_int8_attention", "int", "attention-class GEMMs (incl. attention-core MatMuls) in INT8"),
             _c("gemms_int8_ffn", "int", "FFN-class GEMMs in INT8"),
             _c("gemms_int8_other", "int", "other GEMMs in INT8"),
-            _c("fidelity_cosine", "float", "mean cosine similarity of outputs vs fp32 on held-out inputs", "", True),
+            _c(
+                "fidelity_cosine",
+                "float",
+                "mean cosine similarity of outputs vs fp32 on held-out inputs",
+                "",
+                True,
+            ),
             _c("threads", "int", "intra-op threads (CPU backends); empty on GPUs", nullable=True),
             _c("telemetry_source", "str", "`jtop`, `tegrastats`, `nvml`, `host` or `none`"),
-            _c("trust_flags", "str", "`;`-separated warnings about the measurement; empty when none", nullable=True),
+            _c(
+                "trust_flags",
+                "str",
+                "`;`-separated warnings about the measurement; empty when none",
+                nullable=True,
+            ),
         ),
     )
 )
@@ -256,7 +278,12 @@ COMPARISON_TABLE = register(
             _c("e2e_reduction", "float", "end-to-end median latency reduction (timing run)", "fraction"),
             _c("e2e_reduction_ci_low", "float", "bootstrap 95% CI, lower", "fraction", True),
             _c("e2e_reduction_ci_high", "float", "bootstrap 95% CI, upper", "fraction", True),
-            _c("attention_share_baseline", "float", "attention share of the baseline's layer time", "fraction"),
+            _c(
+                "attention_share_baseline",
+                "float",
+                "attention share of the baseline's layer time",
+                "fraction",
+            ),
             _c("ffn_share_baseline", "float", "FFN share of the baseline's layer time", "fraction"),
             _c(
                 "amdahl_e2e_reduction",
@@ -271,9 +298,16 @@ COMPARISON_TABLE = register(
 )
 
 
+def table_spec(name: str) -> Table:
+    """The declaration of a table, importing the modules that declare extension tables on a miss."""
+    if name not in TABLES:
+        load_all_tables()
+    return TABLES[name]
+
+
 def check(df: pd.DataFrame, table: str | Table) -> pd.DataFrame:
     """Fail loudly (a bug, not a user error) if ``df`` lacks a declared column."""
-    spec = TABLES[table] if isinstance(table, str) else table
+    spec = table_spec(table) if isinstance(table, str) else table
     missing = [c for c in spec.names if c not in df.columns]
     if missing:
         raise ValueError(f"table {spec.name!r} is missing columns {missing}")
@@ -289,7 +323,7 @@ def check(df: pd.DataFrame, table: str | Table) -> pd.DataFrame:
 
 
 def empty(table: str) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in TABLES[table].names})
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in table_spec(table).names})
 
 
 # --------------------------------------------------------------------------- run directories
@@ -346,7 +380,7 @@ def create_run_dir(results_dir: Path, run_id: str) -> Path:
 
 
 def write_table(df: pd.DataFrame, run_dir: Path, table: str) -> Path:
-    spec = TABLES[table]
+    spec = table_spec(table)
     df = check(df, spec)
     path = Path(run_dir) / spec.file
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -357,7 +391,7 @@ def write_table(df: pd.DataFrame, run_dir: Path, table: str) -> Path:
 
 def append_table(df: pd.DataFrame, run_dir: Path, table: str) -> Path:
     """Add rows to a run's table (one plan at a time, so an interrupted run keeps what it measured)."""
-    spec = TABLES[table]
+    spec = table_spec(table)
     path = Path(run_dir) / spec.file
     if path.exists():
         old = pd.read_csv(path)
@@ -373,11 +407,13 @@ def write_run_info(info: RunInfo, run_dir: Path) -> Path:
 
 def read_table(source: Path, table: str) -> pd.DataFrame:
     """Read one table from a run directory (or a CSV file path) and check its schema version."""
-    spec = TABLES[table]
+    spec = table_spec(table)
     source = Path(source)
     path = source / spec.file if source.is_dir() else source
     if not path.exists():
-        raise OrinprofError(f"no {spec.file} in {source}", "pass a run directory written by `orinprof profile`")
+        raise OrinprofError(
+            f"no {spec.file} in {source}", "pass a run directory written by `orinprof profile`"
+        )
     run_json = path.parent / "run.json"
     if run_json.exists():
         try:
@@ -408,10 +444,11 @@ def read_runs(sources: Iterable[Path], table: str) -> pd.DataFrame:
         src = Path(src)
         if not src.exists():
             raise OrinprofError(f"{src} does not exist", "pass run directories written by `orinprof profile`")
-        if src.is_dir() and not (src / TABLES[table].file).exists():
-            subs = sorted(p for p in src.iterdir() if (p / TABLES[table].file).exists())
+        file = table_spec(table).file
+        if src.is_dir() and not (src / file).exists():
+            subs = sorted(p for p in src.iterdir() if (p / file).exists())
             if not subs:
-                raise OrinprofError(f"no {TABLES[table].file} in {src} or its subdirectories")
+                raise OrinprofError(f"no {file} in {src} or its subdirectories")
             frames.extend(read_table(p, table) for p in subs)
         else:
             frames.append(read_table(src, table))
@@ -472,7 +509,10 @@ def schema_markdown() -> str:
         if spec.keys:
             lines += ["Keys: " + ", ".join(f"`{k}`" for k in spec.keys) + ".", ""]
         if spec.open_ended:
-            lines += ["Later stages may append columns (telemetry, engine facts); readers ignore unknown ones.", ""]
+            lines += [
+                "Later stages may append columns (telemetry, engine facts); readers ignore unknown ones.",
+                "",
+            ]
         lines += ["| column | type | unit | meaning |", "|---|---|---|---|"]
         for c in spec.columns:
             typ = c.dtype + (" (nullable)" if c.nullable else "")

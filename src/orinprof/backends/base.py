@@ -144,6 +144,11 @@ class Runner:
             raise RuntimeError(f"{self.name} profile lacks {missing}")
         return df
 
+    def attribution_graph(self) -> Path | None:
+        """The ONNX graph whose node names the profile's ``onnx_nodes`` refer to, when it is not
+        the model file itself (ONNX Runtime's optimised graph).  ``None`` = the model file."""
+        return None
+
     # ------------------------------------------------------------------ to implement
     def activate_impl(self) -> None:
         raise NotImplementedError

@@ -93,11 +93,16 @@ def export_deck(
     """Write ``out`` (.apkg or .tsv); never overwrites (adds ``-1``, ``-2`` …).  Returns the path."""
     out = Path(out)
     if out.suffix.lower() not in EXPORT_SUFFIXES:
-        raise OrinprofError(f"cannot export to {out.name}", "use an .apkg (Anki package) or .tsv (Anki text) path")
+        raise OrinprofError(
+            f"cannot export to {out.name}", "use an .apkg (Anki package) or .tsv (Anki text) path"
+        )
     if not out.parent.exists():
         raise OrinprofError(f"directory {out.parent} does not exist", "create it or pass another --out")
     fields = _fields(deck)
-    backs = [back + evidence_html(c.number, verdicts, claims) for c, (_, back) in zip(deck.cards, fields)]
+    backs = [
+        back + evidence_html(c.number, verdicts, claims)
+        for c, (_, back) in zip(deck.cards, fields, strict=True)
+    ]
     fronts = [f for f, _ in fields]
     guids = [note_guid(c.front) for c in deck.cards]
     target = unused_path(out)
@@ -105,19 +110,27 @@ def export_deck(
     if target.suffix.lower() == ".apkg":
         _write_apkg(deck.deck_name, fronts, backs, guids, tmp, timestamp)
     else:
-        tmp.write_text(format_cards(list(zip(fronts, backs)), deck=deck.deck_name, guids=guids), encoding="utf-8")
+        tmp.write_text(
+            format_cards(list(zip(fronts, backs, strict=True)), deck=deck.deck_name, guids=guids),
+            encoding="utf-8",
+        )
     os.replace(tmp, target)
     return target
 
 
 def _write_apkg(
-    name: str, fronts: Sequence[str], backs: Sequence[str], guids: Sequence[str], path: Path, timestamp: float | None
+    name: str,
+    fronts: Sequence[str],
+    backs: Sequence[str],
+    guids: Sequence[str],
+    path: Path,
+    timestamp: float | None,
 ) -> None:
     try:
         import genanki
     except ImportError as err:
         raise MissingDependency("genanki", "cards", "to write Anki decks") from err
     anki_deck = genanki.Deck(deck_id(name), name)
-    for front, back, guid in zip(fronts, backs, guids):
+    for front, back, guid in zip(fronts, backs, guids, strict=True):
         anki_deck.add_note(genanki.Note(model=genanki.BASIC_MODEL, fields=[front, back], guid=guid))
     genanki.Package(anki_deck).write_to_file(str(path), timestamp=timestamp)

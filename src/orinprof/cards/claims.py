@@ -95,7 +95,9 @@ def _field_error(source: str, where: str, what: str, hint: str | None = None) ->
     return OrinprofError(f"{source}: {where}: {what}", hint or "fix claims.toml")
 
 
-def parse_claims(data: Mapping[str, Any], source: str = "claims.toml", deck: CardDeck | None = None) -> Claims:
+def parse_claims(
+    data: Mapping[str, Any], source: str = "claims.toml", deck: CardDeck | None = None
+) -> Claims:
     """Build :class:`Claims` from parsed TOML; every problem names the claim and field."""
     from orinprof.cards import experiments  # noqa: F401  (registers the experiment tables)
 
@@ -112,7 +114,12 @@ def parse_claims(data: Mapping[str, Any], source: str = "claims.toml", deck: Car
             raise _field_error(source, label, f"missing field(s) {', '.join(missing)}")
         unknown = sorted(set(raw) - _CLAIM_KEYS)
         if unknown:
-            raise _field_error(source, label, f"unknown field(s) {', '.join(unknown)}", "valid: " + ", ".join(sorted(_CLAIM_KEYS)))
+            raise _field_error(
+                source,
+                label,
+                f"unknown field(s) {', '.join(unknown)}",
+                "valid: " + ", ".join(sorted(_CLAIM_KEYS)),
+            )
         claim = Claim(
             id=str(raw["id"]),
             card=_int(raw["card"], source, f"{label}.card"),
@@ -121,7 +128,9 @@ def parse_claims(data: Mapping[str, Any], source: str = "claims.toml", deck: Car
             low=_float(raw["low"], source, f"{label}.low"),
             high=_float(raw["high"], source, f"{label}.high"),
             tolerance=str(raw["tolerance"]),
-            claimed=None if raw.get("claimed") is None else _float(raw["claimed"], source, f"{label}.claimed"),
+            claimed=None
+            if raw.get("claimed") is None
+            else _float(raw["claimed"], source, f"{label}.claimed"),
             where=dict(raw.get("where", {})),
             target=str(raw.get("target", "any")),
             device_pattern=str(raw.get("device_pattern", "")),
@@ -144,7 +153,12 @@ def parse_claims(data: Mapping[str, Any], source: str = "claims.toml", deck: Car
     ]
     for i, s in enumerate(skipped, start=1):
         if not s.reason.strip():
-            raise _field_error(source, f"not_measurable #{i} (card {s.card}).reason", "is empty", "say why the card has no measurable number")
+            raise _field_error(
+                source,
+                f"not_measurable #{i} (card {s.card}).reason",
+                "is empty",
+                "say why the card has no measurable number",
+            )
     result = Claims(tuple(claims), tuple(skipped), source)
     if deck is not None:
         check_against_deck(result, deck)
@@ -165,14 +179,27 @@ def _float(value: Any, source: str, where: str) -> float:
 
 def _check_claim(claim: Claim, source: str, label: str) -> None:
     if "." not in claim.metric:
-        raise _field_error(source, f"{label}.metric", f"{claim.metric!r} is not TABLE.COLUMN", "e.g. comparison.attention_reduction")
+        raise _field_error(
+            source,
+            f"{label}.metric",
+            f"{claim.metric!r} is not TABLE.COLUMN",
+            "e.g. comparison.attention_reduction",
+        )
     tables = results.TABLES
     if claim.table not in tables:
-        raise _field_error(source, f"{label}.metric", f"unknown results table {claim.table!r}", "tables: " + ", ".join(sorted(tables)))
+        raise _field_error(
+            source,
+            f"{label}.metric",
+            f"unknown results table {claim.table!r}",
+            "tables: " + ", ".join(sorted(tables)),
+        )
     spec = tables[claim.table]
     if claim.column not in spec.names:
         raise _field_error(
-            source, f"{label}.metric", f"table {claim.table!r} has no column {claim.column!r}", "columns: " + ", ".join(spec.names)
+            source,
+            f"{label}.metric",
+            f"table {claim.table!r} has no column {claim.column!r}",
+            "columns: " + ", ".join(spec.names),
         )
     for key in claim.where:
         if key not in spec.names:
@@ -183,21 +210,29 @@ def _check_claim(claim: Claim, source: str, label: str) -> None:
         try:
             re.compile(claim.device_pattern)
         except re.error as err:
-            raise _field_error(source, f"{label}.device_pattern", f"is not a regular expression ({err})") from err
+            raise _field_error(
+                source, f"{label}.device_pattern", f"is not a regular expression ({err})"
+            ) from err
 
 
 def check_against_deck(claims: Claims, deck: CardDeck) -> None:
     """Each claim names an existing card whose Front starts as expected; every card is covered."""
-    for entry in (*claims.claims, *claims.not_measurable):
+    entries: list[Claim | NotMeasurable] = [*claims.claims, *claims.not_measurable]
+    for entry in entries:
         label = entry.id if isinstance(entry, Claim) else f"not_measurable card {entry.card}"
         card = next((c for c in deck.cards if c.number == entry.card), None)
         if card is None:
-            raise _field_error(claims.source, f"{label}.card", f"card {entry.card} is not in {deck.source} ({len(deck.cards)} cards)")
+            raise _field_error(
+                claims.source,
+                f"{label}.card",
+                f"card {entry.card} is not in {deck.source} ({len(deck.cards)} cards)",
+            )
         if entry.front_starts and not card.front.startswith(entry.front_starts):
             raise _field_error(
                 claims.source,
                 f"{label}.front_starts",
-                f"card {entry.card} of {deck.source} starts {card.front[:40]!r}, not {entry.front_starts[:40]!r}",
+                f"card {entry.card} of {deck.source} starts {card.front[:40]!r}, "
+                f"not {entry.front_starts[:40]!r}",
                 "the cards were reordered or edited; update the card numbers in claims.toml",
             )
     covered = {c.card for c in claims.claims} | {s.card for s in claims.not_measurable}
@@ -206,7 +241,8 @@ def check_against_deck(claims: Claims, deck: CardDeck) -> None:
         raise _field_error(
             claims.source,
             "claims",
-            f"card(s) {', '.join(map(str, missing))} of {deck.source} have neither a claim nor a not_measurable entry",
+            f"card(s) {', '.join(map(str, missing))} of {deck.source} have neither a claim "
+            "nor a not_measurable entry",
             "add a [[claim]] or a [[not_measurable]] with the reason",
         )
 
@@ -214,7 +250,9 @@ def check_against_deck(claims: Claims, deck: CardDeck) -> None:
 def load_claims(path: Path, deck: CardDeck | None = None) -> Claims:
     path = Path(path)
     if not path.is_file():
-        raise OrinprofError(f"claims file {path} not found", "pass --claims PATH (the repository has claims.toml)")
+        raise OrinprofError(
+            f"claims file {path} not found", "pass --claims PATH (the repository has claims.toml)"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:

@@ -51,7 +51,9 @@ PRUNING_TABLE = results.register(
             Column("seq_len", "int", "sequence length"),
             Column("variant", "str", "variant name"),
             Column("variant_kind", "str", "one of " + ", ".join(f"`{k}`" for k in PRUNE_KINDS)),
-            Column("params_removed_fraction", "float", "weights removed or zeroed ÷ prunable weights", "fraction"),
+            Column(
+                "params_removed_fraction", "float", "weights removed or zeroed ÷ prunable weights", "fraction"
+            ),
             Column("e2e_reduction", "float", "1 − median(variant) ÷ median(baseline)", "fraction"),
             Column("e2e_reduction_ci_low", "float", "bootstrap 95% CI, lower", "fraction", True),
             Column("e2e_reduction_ci_high", "float", "bootstrap 95% CI, upper", "fraction", True),
@@ -83,8 +85,12 @@ OUTLIERS_TABLE = results.register(
             Column("top_mean_abs", "float", "mean over the top dimensions of their mean |x|"),
             Column("median_mean_abs", "float", "median over dimensions of the mean |x|"),
             Column("top_to_median_ratio", "float", "top_mean_abs ÷ median_mean_abs", "ratio"),
-            Column("top_to_median_ratio_ci_low", "float", "bootstrap 95% CI over tokens, lower", "ratio", True),
-            Column("top_to_median_ratio_ci_high", "float", "bootstrap 95% CI over tokens, upper", "ratio", True),
+            Column(
+                "top_to_median_ratio_ci_low", "float", "bootstrap 95% CI over tokens, lower", "ratio", True
+            ),
+            Column(
+                "top_to_median_ratio_ci_high", "float", "bootstrap 95% CI over tokens, upper", "ratio", True
+            ),
         ),
     )
 )
@@ -120,7 +126,9 @@ def activation_outlier_stats(
     for layer, h in enumerate(hidden_states):
         absx = np.abs(np.asarray(h, dtype=np.float64))
         if absx.ndim != 2 or absx.shape[0] < 2:
-            raise OrinprofError(f"hidden state {layer} has shape {absx.shape}", "pass (tokens, hidden) arrays")
+            raise OrinprofError(
+                f"hidden state {layer} has shape {absx.shape}", "pass (tokens, hidden) arrays"
+            )
         n_tokens, hidden = absx.shape
         top_k = max(1, math.ceil(top_fraction * hidden))
         mean_abs = absx.mean(axis=0)
@@ -175,7 +183,9 @@ class PruneVariant:
 
     def __post_init__(self) -> None:
         if self.kind not in PRUNE_KINDS[:-1]:
-            raise OrinprofError(f"unknown pruning kind {self.kind!r}", "choose one of: " + ", ".join(PRUNE_KINDS[:-1]))
+            raise OrinprofError(
+                f"unknown pruning kind {self.kind!r}", "choose one of: " + ", ".join(PRUNE_KINDS[:-1])
+            )
 
 
 @dataclass(frozen=True)
@@ -256,7 +266,9 @@ def pruning_table(
     for lv, lr in layer_runs:
         for hv, hr in head_runs:
             if abs(lv.params_removed_fraction - hv.params_removed_fraction) <= match_tolerance:
-                rows.append(row(lr, hr, f"{lv.name} vs {hv.name}", "layers-vs-heads", lv.params_removed_fraction))
+                rows.append(
+                    row(lr, hr, f"{lv.name} vs {hv.name}", "layers-vs-heads", lv.params_removed_fraction)
+                )
     if not rows:
         raise OrinprofError("no pruned variants were timed", "pass at least one variant")
     return results.check(pd.DataFrame(rows), "pruning")
@@ -324,7 +336,7 @@ def zero_smallest_weights(onnx_in: Path, onnx_out: Path, fraction: float = 0.5) 
         if init.name not in weight_names or len(init.dims) != 2:
             continue
         w = numpy_helper.to_array(init)
-        k = int(round(fraction * w.size))
+        k = round(fraction * w.size)
         if k == 0:
             continue
         threshold_idx = np.argpartition(np.abs(w).ravel(), k - 1)[:k]
@@ -333,7 +345,9 @@ def zero_smallest_weights(onnx_in: Path, onnx_out: Path, fraction: float = 0.5) 
         init.CopyFrom(numpy_helper.from_array(flat.reshape(w.shape), init.name))
         zeroed += k
     if zeroed == 0:
-        raise OrinprofError(f"{onnx_in} has no 2-D MatMul/Gemm weight initializers", "export the model with weights inlined")
+        raise OrinprofError(
+            f"{onnx_in} has no 2-D MatMul/Gemm weight initializers", "export the model with weights inlined"
+        )
     onnx.save(model, str(onnx_out))
     log.info("zeroed %d weights (%.0f%%) in %s", zeroed, 100 * fraction, onnx_out)
     return zeroed
@@ -350,3 +364,88 @@ def hidden_size_info(config: Mapping[str, int]) -> tuple[int, int, int, int]:
         )
     except KeyError as err:
         raise OrinprofError(f"model config lacks {err.args[0]!r}", "pass a BERT-style config") from err
+
+
+#: Probe texts for card 3: varied registers, short enough to run in seconds on a CPU.
+PROBE_TEXTS = (
+    "The quick brown fox jumps over the lazy dog.",
+    "INT8 quantization maps each activation to one of 256 levels with a per-tensor scale.",
+    "Jetson AGX Orin pairs an Ampere GPU with twelve Arm Cortex-A78AE cores.",
+    "She booked a table for two at the small restaurant near the harbour.",
+    "In 1969, Apollo 11 landed on the Moon and returned safely to Earth.",
+    "def add(a, b): return a + b  # a tiny Python function",
+    "Spaced repetition schedules each review just before you would forget the card.",
+    "The committee postponed its decision until more data were available.",
+    "Transformers attend to every token, so attention cost grows with sequence length squared.",
+    "Rain is expected tomorrow afternoon, with clearing skies by the evening.",
+    "Please restart the router and check whether the status light turns green.",
+    "Photosynthesis converts light energy into chemical energy stored in glucose.",
+)
+
+
+def capture_hidden_states(
+    model: str = "minilm-l6", texts: Sequence[str] = PROBE_TEXTS
+) -> tuple[list[np.ndarray], int]:
+    """Hidden states of a zoo BERT model (embeddings output + each block's output), padding removed.
+
+    Returns ``(per-layer (tokens, hidden) arrays, longest sequence)``.  Torch runs here only to read
+    activations, which no backend exposes; the tokenizer is the model package's own tokenizer.json."""
+    from orinprof import models
+
+    spec = models.get(model)
+    if spec.family != "bert" or not spec.pretrained:
+        raise OrinprofError(
+            f"{model} is not a pretrained BERT preset", "card 3 needs real weights: use minilm-l6"
+        )
+    try:
+        import torch
+        from tokenizers import Tokenizer
+    except ImportError as err:
+        raise OrinprofError(
+            f"card 3 needs torch and tokenizers ({err.name} is missing)", "pip install 'orinprof[torch,hf]'"
+        ) from err
+    from orinprof.models.pretrained import model_dir
+
+    tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()  # the shipped tokenizer.json pads to 128; padding would dilute the statistics
+    encodings = [tokenizer.encode(t) for t in texts]
+    module = models.build(spec)
+    captured: list[list[np.ndarray]] = []
+
+    def keep(_module: object, _inputs: object, output: torch.Tensor) -> None:
+        captured[-1].append(output.detach().float().numpy()[0])
+
+    hooks = [module.embeddings.register_forward_hook(keep)]
+    hooks += [layer.register_forward_hook(keep) for layer in module.encoder.layer]
+    try:
+        with torch.no_grad():
+            for enc in encodings:  # one text at a time: no padding to strip
+                captured.append([])
+                ids = torch.tensor([enc.ids])
+                module(ids, torch.ones_like(ids), torch.tensor([enc.type_ids]))
+    finally:
+        for h in hooks:
+            h.remove()
+    layers = [np.concatenate([per_text[i] for per_text in captured]) for i in range(len(captured[0]))]
+    return layers, max(len(e.ids) for e in encodings)
+
+
+def outlier_experiment(
+    model: str = "minilm-l6", top_fraction: float = 0.01, texts: Sequence[str] = PROBE_TEXTS
+) -> pd.DataFrame:
+    """Card 3 end to end: capture ``model``'s hidden states on the probe texts → ``outliers`` table."""
+    import platform
+
+    hidden, longest = capture_hidden_states(model, texts)
+    from orinprof.results import new_run_id
+
+    return activation_outlier_stats(
+        hidden,
+        model=model,
+        top_fraction=top_fraction,
+        run_id=new_run_id(f"{model}-outliers", "torch"),
+        backend="torch",
+        device=platform.processor() or platform.machine(),
+        seq_len=longest,
+    )

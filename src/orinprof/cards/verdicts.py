@@ -39,8 +39,9 @@ VERDICTS_TABLE = results.register(
         name="verdicts",
         file="verdicts.csv",
         description=(
-            "One row per claim × evidence row (model, shape, run): the measured value with its 95% CI against "
-            "the range the card's wording implies.  Rows without evidence appear once with `no-evidence`."
+            "One row per claim × evidence row (model, shape, run): the measured value with its 95% CI "
+            "against the range the card's wording implies.  Rows without evidence appear once "
+            "with `no-evidence`."
         ),
         keys=("claim_id", "run_ids", "seq_len"),
         columns=(
@@ -59,7 +60,12 @@ VERDICTS_TABLE = results.register(
             Column("device", "str", "device", nullable=True),
             Column("batch", "int", "batch size", nullable=True),
             Column("seq_len", "int", "sequence length", nullable=True),
-            Column("run_ids", "str", "evidence: run ids, `;`-separated (plan run first, then baseline)", nullable=True),
+            Column(
+                "run_ids",
+                "str",
+                "evidence: run ids, `;`-separated (plan run first, then baseline)",
+                nullable=True,
+            ),
             Column("date", "str", "date of the evidence run (UTC, YYYY-MM-DD)", nullable=True),
             Column("on_target", "bool", "evidence matches the claim's device, backend and baseline"),
             Column("off_target_reason", "str", "why the evidence is off target", nullable=True),
@@ -106,7 +112,9 @@ def load_evidence(sources: Iterable[Path]) -> Evidence:
 
     sources = list(sources)
     if not sources:
-        raise OrinprofError("no results given", "pass run directories written by `orinprof profile`/`compare`")
+        raise OrinprofError(
+            "no results given", "pass run directories written by `orinprof profile`/`compare`"
+        )
     for src in map(Path, sources):
         if not src.exists():
             raise OrinprofError(f"{src} does not exist", "pass run directories or result CSV files")
@@ -123,7 +131,8 @@ def load_evidence(sources: Iterable[Path]) -> Evidence:
             subs = [p for p in sorted(src.iterdir()) if p.is_dir() and read_dir(p)]
             if not subs:
                 raise OrinprofError(
-                    f"no {', '.join(results.TABLES[n].file for n in EVIDENCE_TABLES)} in {src} or its subdirectories",
+                    f"no {', '.join(results.TABLES[n].file for n in EVIDENCE_TABLES)} in {src} "
+                    "or its subdirectories",
                     "run `orinprof compare` first, or pass the directory it wrote",
                 )
     tables = {name: pd.concat(dfs, ignore_index=True) for name, dfs in frames.items()}
@@ -183,7 +192,7 @@ def _date(run_id: str | None, info: Mapping[str, Any] | None) -> str | None:
 
 def _device_text(row: Mapping[str, Any], summary: pd.DataFrame | None, info: Mapping[str, Any] | None) -> str:
     """Everything that says what the device was: the row, the run's summary, run.json's fingerprint."""
-    parts = [str(row.get("device", "") or "")]
+    parts = [str(row.get(col, "") or "") for col in ("device", "device_kind")]
     run_id = row.get("run_id")
     if summary is not None and run_id is not None and "run_id" in summary:
         match = summary[summary["run_id"] == run_id]
@@ -246,17 +255,32 @@ def validate(evidence: Evidence | Mapping[str, pd.DataFrame], claims: Claims) ->
         df = evidence.tables.get(claim.table)
         if df is not None and len(df) and claim.column not in df.columns:
             raise OrinprofError(
-                f"{claims.source}: claim {claim.id}: metric {claim.metric} is not in the {claim.table} results "
+                f"{claims.source}: claim {claim.id}: metric {claim.metric} is not in the {claim.table} "
+                "results "
                 f"(columns: {', '.join(map(str, df.columns))})",
                 "fix the claim's metric or re-run `orinprof compare` with this orinprof version",
             )
         for key in claim.where:
             if df is not None and len(df) and key not in df.columns:
-                raise OrinprofError(f"{claims.source}: claim {claim.id}: where.{key} is not a column of {claim.table}")
+                raise OrinprofError(
+                    f"{claims.source}: claim {claim.id}: where.{key} is not a column of {claim.table}"
+                )
         selected = _select(df, claim.where) if df is not None and len(df) else None
         if selected is None or selected.empty:
-            why = f"no {claim.table} rows" if df is None or not len(df) else f"no {claim.table} rows with {selection}"
-            rows.append({**base, "on_target": False, "range_check": "missing", "verdict": "no-evidence", "reason": why})
+            why = (
+                f"no {claim.table} rows"
+                if df is None or not len(df)
+                else f"no {claim.table} rows with {selection}"
+            )
+            rows.append(
+                {
+                    **base,
+                    "on_target": False,
+                    "range_check": "missing",
+                    "verdict": "no-evidence",
+                    "reason": why,
+                }
+            )
             continue
         for record in selected.to_dict("records"):
             run_id = _text(record.get("run_id"))
@@ -267,7 +291,9 @@ def validate(evidence: Evidence | Mapping[str, pd.DataFrame], claims: Claims) ->
             off = _target_check(claim, record, _device_text(record, summary, info))
             check = range_check(lo, hi, claim.low, claim.high, measured)
             verdict = _verdict(not off, check)
-            reason = _REASONS[check] if not off else "off target: " + "; ".join(off) + f" (CI vs range: {check})"
+            reason = (
+                _REASONS[check] if not off else "off target: " + "; ".join(off) + f" (CI vs range: {check})"
+            )
             run_ids = ";".join(x for x in (run_id, _text(record.get("baseline_run_id"))) if x)
             rows.append(
                 {
@@ -330,7 +356,9 @@ def amdahl_claim_from(claims: Claims, card: int = 9) -> AmdahlClaim:
             "comparison.e2e_reduction claim with where.precision = 'int8-attn' for the Amdahl check"
         )
     a, e = att[0], e2e[0]
-    return AmdahlClaim(a.claimed if a.claimed is not None else (a.low + a.high) / 2, a.low, a.high, e.low, e.high)
+    return AmdahlClaim(
+        a.claimed if a.claimed is not None else (a.low + a.high) / 2, a.low, a.high, e.low, e.high
+    )
 
 
 AMDAHL_COLUMNS = (
@@ -360,10 +388,19 @@ def amdahl_check(comparison: pd.DataFrame, claim: AmdahlClaim | None = None) -> 
     implies at the measured attention share, what share the claimed 25–35 % would need, and whether
     the card's two numbers can both hold for that model and shape (Amdahl: only attention changes)."""
     claim = claim or AmdahlClaim()
-    needed = ["attention_share_baseline", "ffn_share_baseline", "attention_reduction", "e2e_reduction", "precision"]
+    needed = [
+        "attention_share_baseline",
+        "ffn_share_baseline",
+        "attention_reduction",
+        "e2e_reduction",
+        "precision",
+    ]
     missing = [c for c in needed if c not in comparison.columns]
     if missing:
-        raise OrinprofError(f"comparison results lack {', '.join(missing)}", "pass comparison.csv written by `orinprof compare`")
+        raise OrinprofError(
+            f"comparison results lack {', '.join(missing)}",
+            "pass comparison.csv written by `orinprof compare`",
+        )
     rows = comparison[comparison["precision"].astype(str) == "int8-attn"]
     req_lo, req_hi = claim.required_share
     out = []
@@ -371,13 +408,16 @@ def amdahl_check(comparison: pd.DataFrame, claim: AmdahlClaim | None = None) -> 
         share = _num(r["attention_share_baseline"])
         # tolerant reading: some attention reduction inside the claimed range gives some e2e inside its range
         consistent = bool(
-            np.isfinite(share) and share * claim.attention_high >= claim.e2e_low and share * claim.attention_low <= claim.e2e_high
+            np.isfinite(share)
+            and share * claim.attention_high >= claim.e2e_low
+            and share * claim.attention_low <= claim.e2e_high
         )
         flag = ""
         if np.isfinite(share) and not consistent:
             flag = (
-                f"card 9 cannot hold as a whole here: attention share {share:.2f} × {claim.attention_reduction:.0%} "
-                f"= {share * claim.attention_reduction:.1%} end-to-end, but {claim.e2e_low:.0%}–{claim.e2e_high:.0%} "
+                f"card 9 cannot hold as a whole here: attention share {share:.2f} × "
+                f"{claim.attention_reduction:.0%} = {share * claim.attention_reduction:.1%} end-to-end, "
+                f"but {claim.e2e_low:.0%}–{claim.e2e_high:.0%} "
                 f"needs an attention share of {req_lo:.1%}–{req_hi:.1%}"
             )
         out.append(
@@ -413,8 +453,10 @@ def amdahl_check(comparison: pd.DataFrame, claim: AmdahlClaim | None = None) -> 
         .rename("reachable_at_seq_lens")
     )
     df = df.merge(reach, how="left", left_on=keys, right_index=True)
-    df["reachable_at_seq_lens"] = df["reachable_at_seq_lens"].fillna("none measured")
-    return df.sort_values(["model", "backend", "device", "seq_len"]).reset_index(drop=True)[list(AMDAHL_COLUMNS)]
+    df["reachable_at_seq_lens"] = df["reachable_at_seq_lens"].astype(object).fillna("none measured")
+    return df.sort_values(["model", "backend", "device", "seq_len"]).reset_index(drop=True)[
+        list(AMDAHL_COLUMNS)
+    ]
 
 
 def seq_sweep_table(comparison: pd.DataFrame, claim: AmdahlClaim | None = None) -> pd.DataFrame:
@@ -448,13 +490,32 @@ def unused_path(path: Path) -> Path:
     raise OrinprofError(f"too many files named like {path}", "pass a new --out path")  # pragma: no cover
 
 
-def write_verdicts(verdicts: pd.DataFrame, out: Path) -> Path:
-    """Write the verdicts CSV next to nothing it would overwrite; returns the path written."""
+def write_table_file(df: pd.DataFrame, table: str, out: Path) -> Path:
+    """Write a checked table as CSV without overwriting anything; returns the path written."""
     out = Path(out)
-    if out.parent and not out.parent.exists():
+    if not out.parent.exists():
         raise OrinprofError(f"directory {out.parent} does not exist", "create it or pass another --out")
     target = unused_path(out)
     tmp = target.with_name(target.name + ".tmp")
-    results.check(verdicts, "verdicts").to_csv(tmp, index=False, float_format="%.6g")
+    results.check(df, table).to_csv(tmp, index=False, float_format="%.6g")
     os.replace(tmp, target)
     return target
+
+
+def write_verdicts(verdicts: pd.DataFrame, out: Path) -> Path:
+    """Write the verdicts CSV (a suffix is added if ``out`` exists); returns the path written."""
+    return write_table_file(verdicts, "verdicts", out)
+
+
+def verdicts_from(sources: Iterable[Path], claims: Claims) -> pd.DataFrame:
+    """Verdicts for the Anki export: a saved verdicts CSV as is, else validate the given results."""
+    sources = [Path(s) for s in sources]
+    saved = [s for s in sources if s.is_file() and s.suffix == ".csv" and s.name.startswith("verdicts")]
+    if saved and len(saved) == len(sources):
+        frames = [results.read_table(s, "verdicts") for s in saved]
+        return pd.concat(frames, ignore_index=True)
+    if saved:
+        raise OrinprofError(
+            "mix of verdicts CSVs and results given", "pass either verdicts CSVs or run directories"
+        )
+    return validate(load_evidence(sources), claims)

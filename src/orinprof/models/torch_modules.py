@@ -15,7 +15,9 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def _attention_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _attention_core(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
     """q, k, v: (B, H, S, D).  Returns (B, H, S, D)."""
     scale = q.shape[-1] ** -0.25
     scores = torch.matmul(q * scale, (k * scale).transpose(-1, -2))
@@ -39,12 +41,13 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 class BertSelfAttention(nn.Module):
-    def __init__(self, hidden: int, heads: int) -> None:
+    def __init__(self, hidden: int, heads: int, head_dim: int | None = None) -> None:
         super().__init__()
         self.heads = heads
-        self.query = nn.Linear(hidden, hidden)
-        self.key = nn.Linear(hidden, hidden)
-        self.value = nn.Linear(hidden, hidden)
+        width = heads * (head_dim or hidden // heads)  # < hidden after head pruning
+        self.query = nn.Linear(hidden, width)
+        self.key = nn.Linear(hidden, width)
+        self.value = nn.Linear(hidden, width)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         q = _split_heads(self.query(x), self.heads)
@@ -54,9 +57,9 @@ class BertSelfAttention(nn.Module):
 
 
 class BertSelfOutput(nn.Module):
-    def __init__(self, hidden: int, eps: float) -> None:
+    def __init__(self, hidden: int, eps: float, width: int | None = None) -> None:
         super().__init__()
-        self.dense = nn.Linear(hidden, hidden)
+        self.dense = nn.Linear(width or hidden, hidden)
         self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -64,10 +67,10 @@ class BertSelfOutput(nn.Module):
 
 
 class BertAttention(nn.Module):
-    def __init__(self, hidden: int, heads: int, eps: float) -> None:
+    def __init__(self, hidden: int, heads: int, eps: float, head_dim: int | None = None) -> None:
         super().__init__()
-        self.self = BertSelfAttention(hidden, heads)
-        self.output = BertSelfOutput(hidden, eps)
+        self.self = BertSelfAttention(hidden, heads, head_dim)
+        self.output = BertSelfOutput(hidden, eps, heads * (head_dim or hidden // heads))
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         return self.output(self.self(x, bias), x)
@@ -92,9 +95,9 @@ class BertOutput(BertSelfOutput):
 
 
 class BertLayer(nn.Module):
-    def __init__(self, hidden: int, heads: int, ffn: int, eps: float) -> None:
+    def __init__(self, hidden: int, heads: int, ffn: int, eps: float, head_dim: int | None = None) -> None:
         super().__init__()
-        self.attention = BertAttention(hidden, heads, eps)
+        self.attention = BertAttention(hidden, heads, eps, head_dim)
         self.intermediate = BertIntermediate(hidden, ffn)
         self.output = BertOutput(ffn, hidden, eps)
 
@@ -121,7 +124,9 @@ class BertEncoder(nn.Module):
     def __init__(self, c: dict[str, Any]) -> None:
         super().__init__()
         self.layer = nn.ModuleList(
-            BertLayer(c["hidden_size"], c["num_heads"], c["intermediate_size"], c["layer_norm_eps"])
+            BertLayer(
+                c["hidden_size"], c["num_heads"], c["intermediate_size"], c["layer_norm_eps"], c.get("head_dim")
+            )
             for _ in range(c["num_layers"])
         )
 
@@ -182,7 +187,8 @@ class ViT(nn.Module):
         self.max_tokens = max(max_tokens, 577)
         self.pos_embed = nn.Parameter(torch.randn(1, self.max_tokens, e) * 0.02)
         self.blocks = nn.ModuleList(
-            PreLNBlock(e, c["num_heads"], c["intermediate_size"], c["layer_norm_eps"]) for _ in range(c["num_layers"])
+            PreLNBlock(e, c["num_heads"], c["intermediate_size"], c["layer_norm_eps"])
+            for _ in range(c["num_layers"])
         )
         self.norm = nn.LayerNorm(e, eps=c["layer_norm_eps"])
 
@@ -249,7 +255,8 @@ class GPT2(nn.Module):
         self.wte = nn.Embedding(c["vocab_size"], e)
         self.wpe = nn.Embedding(c["max_position"], e)
         self.h = nn.ModuleList(
-            GPT2Block(e, c["num_heads"], c["intermediate_size"], c["layer_norm_eps"]) for _ in range(c["num_layers"])
+            GPT2Block(e, c["num_heads"], c["intermediate_size"], c["layer_norm_eps"])
+            for _ in range(c["num_layers"])
         )
         self.ln_f = nn.LayerNorm(e, eps=c["layer_norm_eps"])
         self.lm_head = nn.Linear(e, c["vocab_size"], bias=False)
@@ -277,8 +284,10 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var = x.float().pow(2).mean(-1, keepdim=True)
-        return self.weight * (x.float() * torch.rsqrt(var + self.eps)).to(x.dtype)
+        if x.dtype == torch.float32:  # no-op casts in the exported graph trip ORT's optimizer
+            return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+        h = x.float()  # half precision: the variance overflows without the upcast (as HF Llama)
+        return self.weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -297,7 +306,9 @@ class LlamaAttention(nn.Module):
         self.o_proj = nn.Linear(heads * self.head_dim, hidden, bias=False)
         self.theta = theta
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> torch.Tensor:
         b, s, _ = x.shape
         q = self.q_proj(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -330,7 +341,9 @@ class LlamaBlock(nn.Module):
         self.post_attention_layernorm = RMSNorm(e, c["rms_norm_eps"])
         self.mlp = LlamaMLP(e, c["intermediate_size"])
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), bias, cos, sin)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -384,4 +397,3 @@ def build(spec: Any, seed: int) -> nn.Module:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-

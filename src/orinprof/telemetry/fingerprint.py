@@ -7,6 +7,7 @@ from ``importlib.metadata``; no heavy module is imported to learn its version.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
 import json
 import logging
@@ -18,8 +19,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from orinprof.telemetry.host import cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +131,8 @@ def device_model(proc_root: Path | str = "/") -> tuple[str | None, str | None]:
     """(model, SoC) from the device tree; SoC is the ``tegraNNN`` entry of ``compatible``."""
     dt = Path(proc_root) / "proc" / "device-tree"
     model = soc = None
-    try:
+    with contextlib.suppress(OSError):
         model = (dt / "model").read_bytes().rstrip(b"\x00").decode(errors="replace").strip() or None
-    except OSError:
-        pass
     try:
         compatible = (dt / "compatible").read_bytes().decode(errors="replace").split("\x00")
         soc = next((c.split(",")[-1] for c in compatible if re.search(r"tegra\d+", c)), None)
@@ -163,6 +160,32 @@ def cuda_version(cuda_root: Path | str = "/usr/local/cuda") -> str | None:
             return version
     torch = sys.modules.get("torch")  # only if the caller already imported it
     return getattr(getattr(torch, "version", None), "cuda", None) if torch else None
+
+
+def cpu_model(proc_root: Path | str = "/") -> str | None:
+    """``model name`` from /proc/cpuinfo; on Arm (no model name) the implementer/part pair."""
+    try:
+        text = (Path(proc_root) / "proc" / "cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    if fields.get("model name"):
+        return fields["model name"]
+    part = fields.get("CPU part")
+    if part:
+        # a few Arm parts seen on Jetsons (Arm/NVIDIA technical reference manuals)
+        names = {
+            "0xd42": "Arm Cortex-A78AE",
+            "0xd08": "Arm Cortex-A72",
+            "0xd07": "Arm Cortex-A57",
+            "0x004": "NVIDIA Carmel",
+        }
+        return names.get(part.lower(), f"Arm implementer {fields.get('CPU implementer', '?')} part {part}")
+    return fields.get("Hardware") or None
 
 
 def _dist_version(name: str) -> str | None:

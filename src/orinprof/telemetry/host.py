@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,27 +15,6 @@ from orinprof.errors import OrinprofError
 from orinprof.telemetry.base import Probe, Reader, Reading, temperature_reading
 
 log = logging.getLogger(__name__)
-
-
-def cpu_model(proc_root: Path | str = "/") -> str | None:
-    """``model name`` from /proc/cpuinfo; on Arm (no model name) the implementer/part pair."""
-    try:
-        text = (Path(proc_root) / "proc" / "cpuinfo").read_text(errors="replace")
-    except OSError:
-        return None
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() not in fields:
-            fields[key.strip()] = value.strip()
-    if fields.get("model name"):
-        return fields["model name"]
-    part = fields.get("CPU part")
-    if part:
-        # a few Arm parts seen on Jetsons (Arm/NVIDIA technical reference manuals)
-        names = {"0xd42": "Arm Cortex-A78AE", "0xd08": "Arm Cortex-A72", "0xd07": "Arm Cortex-A57", "0x004": "NVIDIA Carmel"}
-        return names.get(part.lower(), f"Arm implementer {fields.get('CPU implementer', '?')} part {part}")
-    return fields.get("Hardware") or None
 
 
 def _import_psutil() -> ModuleType:
@@ -77,7 +55,9 @@ class HostReader(Reader):
         freq = _quiet(ps.cpu_freq)
         cur = getattr(freq, "current", None)
         out.append(
-            Reading("cpu_freq", float(cur), "MHz") if cur else Reading("cpu_freq", math.nan, "MHz", "sensor_absent")
+            Reading("cpu_freq", float(cur), "MHz")
+            if cur
+            else Reading("cpu_freq", math.nan, "MHz", "sensor_absent")
         )
         sensors = _quiet(getattr(ps, "sensors_temperatures", dict)) or {}
         for chip, entries in sensors.items():

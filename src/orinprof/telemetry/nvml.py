@@ -23,6 +23,7 @@ from orinprof.telemetry.base import Probe, Reader, Reading
 
 log = logging.getLogger(__name__)
 
+
 def _import_pynvml() -> ModuleType:
     import pynvml  # nvidia-ml-py; a device library, imported only here
 

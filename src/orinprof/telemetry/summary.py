@@ -83,13 +83,13 @@ def summarize_window(
         "gpu_load_pct_median": nan,
         "telemetry_samples": 0,
         "telemetry_source": source,
-        "power_mode": state.nvpmodel_name,
-        "jetson_clocks": state.jetson_clocks,
         "trust_flags": "",
     }
     if source == "none" or samples.empty:
         if source != "none":
-            out["trust_flags"] = _join(["too_few_samples", *(["telemetry_sampler_died"] if sampler_died else [])])
+            out["trust_flags"] = _join(
+                ["too_few_samples", *(["telemetry_sampler_died"] if sampler_died else [])]
+            )
         return out
 
     win = samples[(samples["t_s"] >= t_start) & (samples["t_s"] <= t_end)]
@@ -111,18 +111,24 @@ def summarize_window(
             _, mean, _ = integrate(*series(channel), t_start, t_end)
             out[f"power_{m.group(1).lower()}_avg_w"] = mean / 1000.0
     if "energy_counter" in set(samples["channel"]):
+        # NVML's cumulative counter: its mean slope over the window is the mean power
         t, e = series("energy_counter")
         ok = np.isfinite(e)
-        if ok.sum() >= 2 and t[ok][0] <= t_start and t[ok][-1] >= t_end and iterations > 0:
-            delta = float(np.interp(t_end, t[ok], e[ok]) - np.interp(t_start, t[ok], e[ok]))
-            out["energy_per_inference_counter_mj"] = delta / iterations
+        slope = _mean_slope(t[ok], e[ok], t_start, t_end)
+        out["energy_per_inference_counter_mj"] = (
+            slope * (t_end - t_start) / iterations if iterations > 0 else nan
+        )
 
     gpu = np.concatenate([v for k, v in by_channel.items() if _GPU_FREQ.match(k)] or [np.empty(0)])
     if gpu.size:
-        out.update(gpu_freq_mhz_min=gpu.min(), gpu_freq_mhz_median=float(np.median(gpu)), gpu_freq_mhz_max=gpu.max())
+        out.update(
+            gpu_freq_mhz_min=gpu.min(), gpu_freq_mhz_median=float(np.median(gpu)), gpu_freq_mhz_max=gpu.max()
+        )
     mem = by_channel.get("emc_freq", by_channel.get("mem_freq"))
     if mem is not None and mem.size:
-        out.update(emc_freq_mhz_min=mem.min(), emc_freq_mhz_median=float(np.median(mem)), emc_freq_mhz_max=mem.max())
+        out.update(
+            emc_freq_mhz_min=mem.min(), emc_freq_mhz_median=float(np.median(mem)), emc_freq_mhz_max=mem.max()
+        )
     temps = {k: v for k, v in by_channel.items() if k.startswith("temp_")}
     if temps:
         out["temp_max_c"] = float(max(v.max() for v in temps.values()))
@@ -153,6 +159,19 @@ def summarize_window(
         flags.append("too_few_samples")
     out["trust_flags"] = _join(flags)
     return out
+
+
+def _mean_slope(t: np.ndarray, y: np.ndarray, t_start: float, t_end: float) -> float:
+    """Mean dy/dt over the window, from the points inside it plus interpolated edges."""
+    if t.size < 2:
+        return math.nan
+    order = np.argsort(t, kind="stable")
+    t, y = t[order], y[order]
+    lo = max(t_start, float(t[0]))
+    hi = min(t_end, float(t[-1]))
+    if not hi > lo:
+        return math.nan
+    return float((np.interp(hi, t, y) - np.interp(lo, t, y)) / (hi - lo))
 
 
 def _varies(values: np.ndarray) -> bool:

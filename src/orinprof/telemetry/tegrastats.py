@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -238,7 +239,9 @@ def parse_lines(lines: Iterable[str]) -> tuple[list[TegraSample], int]:
 
 
 def _value_reading(channel: str, value: float, unit: str, missing: str = "not_reported") -> Reading:
-    return Reading(channel, value, unit) if math.isfinite(value) else Reading(channel, math.nan, unit, missing)
+    return (
+        Reading(channel, value, unit) if math.isfinite(value) else Reading(channel, math.nan, unit, missing)
+    )
 
 
 def readings(sample: TegraSample) -> list[Reading]:
@@ -274,7 +277,9 @@ def readings(sample: TegraSample) -> list[Reading]:
 
 
 def _seen_fields(sample: TegraSample) -> set[str]:
-    return {"EMC_FREQ"} if (math.isfinite(sample.emc_load_pct) or math.isfinite(sample.emc_freq_mhz)) else set()
+    return (
+        {"EMC_FREQ"} if (math.isfinite(sample.emc_load_pct) or math.isfinite(sample.emc_freq_mhz)) else set()
+    )
 
 
 def parse_file(path: Path | str, interval_ms: float | None = None) -> tuple[pd.DataFrame, int, int]:
@@ -286,7 +291,9 @@ def parse_file(path: Path | str, interval_ms: float | None = None) -> tuple[pd.D
     """
     path = Path(path)
     if not path.is_file():
-        raise OrinprofError(f"tegrastats log {path} not found", "pass the file written by `tegrastats --logfile`")
+        raise OrinprofError(
+            f"tegrastats log {path} not found", "pass the file written by `tegrastats --logfile`"
+        )
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as err:
@@ -307,6 +314,41 @@ def parse_file(path: Path | str, interval_ms: float | None = None) -> tuple[pd.D
             t = index * interval_ms / 1000.0 if interval_ms else float(index)
         rows.extend((t, "tegrastats", r.channel, r.value, r.unit, r.status) for r in readings(sample))
     return samples_frame(rows), parsed, skipped
+
+
+@dataclass(frozen=True)
+class Conversion:
+    path: Path
+    parsed: int
+    skipped: int
+    rows: int
+    channels: tuple[str, ...]
+
+
+def convert_file(src: Path | str, dest: Path | str, interval_ms: float | None = None) -> Conversion:
+    """``orinprof telemetry parse-tegrastats``: a tegrastats log → a ``telemetry`` CSV at ``dest``.
+
+    Never overwrites: an existing ``dest`` is an error.
+    """
+    from orinprof.results import check
+    from orinprof.telemetry import schema  # noqa: F401  (registers the telemetry table)
+
+    dest = Path(dest)
+    if dest.exists():
+        raise OrinprofError(f"{dest} already exists", "results are never overwritten; pass another --out")
+    df, parsed, skipped = parse_file(src, interval_ms)
+    if parsed == 0:
+        raise OrinprofError(
+            f"no tegrastats lines found in {src} ({skipped} line(s) did not parse)",
+            "pass a log written by `tegrastats --logfile` or `tegrastats > file`",
+        )
+    df = check(df, "telemetry")
+    if not dest.parent.is_dir():
+        raise OrinprofError(f"output folder {dest.parent} does not exist", "create it or pass another --out")
+    tmp = dest.with_name(dest.name + ".tmp")
+    df.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, dest)  # atomic: a crash never leaves half a CSV
+    return Conversion(dest, parsed, skipped, len(df), tuple(sorted(set(df["channel"]))))
 
 
 # ----------------------------------------------------------------------------- live reader
@@ -331,7 +373,9 @@ class TegrastatsReader(Reader):
 
     def probe(self) -> Probe:
         if not self._exe:
-            return Probe(False, f"{self.cmd[0] if self.cmd else 'tegrastats'!s} not found (it ships with JetPack)")
+            return Probe(
+                False, f"{self.cmd[0] if self.cmd else 'tegrastats'!s} not found (it ships with JetPack)"
+            )
         return Probe(True, self._exe)
 
     def read(self) -> list[Reading]:  # pragma: no cover - streaming reader; see _run

@@ -21,10 +21,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orinprof.backends.tensorrt.features import TrtFeatures, TypingPlan, detect_features, plan_typing
 from orinprof.errors import OrinprofError
+
+if TYPE_CHECKING:  # types only: tensorrt is imported at run time inside build_engine
+    import tensorrt as trt
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,9 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> BuildResult:
 
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
-        raise OrinprofError(f"ONNX file {onnx_path} does not exist", "export the model first (orinprof export)")
+        raise OrinprofError(
+            f"ONNX file {onnx_path} does not exist", "export the model first (orinprof export)"
+        )
     features = detect_features(trt)
     typing = plan_typing(features, options.precision, options.strongly_typed)
     logger = _make_logger(trt)
@@ -78,7 +83,8 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> BuildResult:
         for line in errors:
             log.error("ONNX parser: %s", line)
         raise OrinprofError(
-            f"TensorRT {features.version}'s ONNX parser rejected {onnx_path.name}: " + "; ".join(errors[:5])
+            f"TensorRT {features.version}'s ONNX parser rejected {onnx_path.name}: "
+            + "; ".join(errors[:5])
             + (f"; … {len(errors) - 5} more" if len(errors) > 5 else ""),
             "check the opset (≤ 17 for TensorRT 8.6) and the Q/DQ layout (orinprof lint-qdq)",
         )
@@ -92,8 +98,8 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> BuildResult:
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
-        shape = _static_shape(tensor.name, tuple(tensor.shape), options.input_shapes)
-        profile.set_shape(tensor.name, shape, shape, shape)
+        shape = trt.Dims(list(_static_shape(tensor.name, dims_tuple(tensor.shape), options.input_shapes)))
+        profile.set_shape(tensor.name, shape, shape, shape)  # min = opt = max: one static shape
     config.add_optimization_profile(profile)
 
     cache_bytes = _read_timing_cache(options.timing_cache)
@@ -127,6 +133,11 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> BuildResult:
     return BuildResult(bytes(serialized), typing, seconds, fallback)
 
 
+def dims_tuple(dims: Any) -> tuple[int, ...]:
+    """``trt.Dims`` → tuple (Dims supports len() and indexing)."""
+    return tuple(int(dims[j]) for j in range(len(dims)))
+
+
 def _make_logger(trt: Any) -> Any:
     """A ``trt.ILogger`` that forwards to :mod:`logging` and keeps the errors for our message."""
 
@@ -147,7 +158,7 @@ def _make_logger(trt: Any) -> Any:
     return _Logger()
 
 
-def _describe_parser_error(error: Any) -> str:
+def _describe_parser_error(error: trt.ParserError) -> str:
     """One line per parser error: node index, name and operator where this version reports them."""
     where = f"node {error.node()}"
     name = getattr(error, "node_name", None)  # node_name/node_operator are 10.x additions
@@ -162,7 +173,7 @@ def _describe_parser_error(error: Any) -> str:
 def _static_shape(name: str, shape: tuple[int, ...], given: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
     if name in given:
         wanted = tuple(int(d) for d in given[name])
-        if len(wanted) != len(shape) or any(d >= 0 and d != w for d, w in zip(shape, wanted)):
+        if len(wanted) != len(shape) or any(d >= 0 and d != w for d, w in zip(shape, wanted, strict=True)):
             raise OrinprofError(
                 f"shape {list(wanted)} for input {name!r} does not fit the ONNX shape {list(shape)}",
                 "pass one size per dimension, equal to the fixed ones",
@@ -176,7 +187,9 @@ def _static_shape(name: str, shape: tuple[int, ...], given: Mapping[str, tuple[i
     return shape
 
 
-def _configure_dla(trt: Any, builder: Any, config: Any, network: Any, core: int) -> tuple[str, ...]:
+def _configure_dla(
+    trt: Any, builder: trt.Builder, config: trt.IBuilderConfig, network: trt.INetworkDefinition, core: int
+) -> tuple[str, ...]:
     available = int(builder.num_DLA_cores)
     if not 0 <= core < available:
         raise OrinprofError(
@@ -193,7 +206,9 @@ def _configure_dla(trt: Any, builder: Any, config: Any, network: Any, core: int)
         if not config.can_run_on_DLA(network.get_layer(i))
     )
     if fallback:
-        log.warning("%d layer(s) cannot run on DLA and fall back to the GPU, e.g. %s", len(fallback), fallback[0])
+        log.warning(
+            "%d layer(s) cannot run on DLA and fall back to the GPU, e.g. %s", len(fallback), fallback[0]
+        )
     return fallback
 
 

@@ -118,7 +118,8 @@ class EngineCache:
             _atomic_write(sidecar_path, (json.dumps(sidecar, indent=2, default=str) + "\n").encode())
         except OSError as err:
             raise OrinprofError(
-                f"cannot write the engine cache in {self.root} ({err.strerror})", "pass a writable --engine-dir"
+                f"cannot write the engine cache in {self.root} ({err.strerror})",
+                "pass a writable --engine-dir",
             ) from err
         return engine_path
 

@@ -101,8 +101,8 @@ def detect_features(trt: Any) -> TrtFeatures:
     """Inspect ``trt`` (the real module or a fake with the same attribute layout)."""
     version = str(getattr(trt, "__version__", ""))
     major, minor = check_version(trt)
-    creation = getattr(trt, "NetworkDefinitionCreationFlag", None)
-    builder_flag = getattr(trt, "BuilderFlag", None)
+    creation: Any = getattr(trt, "NetworkDefinitionCreationFlag", None)
+    builder_flag: Any = getattr(trt, "BuilderFlag", None)
 
     # EXPLICIT_BATCH is required by the ONNX parser before 10.0, ignored in 10.x, absent in 11.x.
     explicit_batch_bit = 0

@@ -23,7 +23,7 @@ import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,12 +34,16 @@ from orinprof.backends.base import (
     Feed,
     Progress,
     Runner,
+    RunnerOptions,
 )
-from orinprof.backends.tensorrt.build import BuildOptions, build_engine
+from orinprof.backends.tensorrt.build import BuildOptions, build_engine, dims_tuple
 from orinprof.backends.tensorrt.cuda import CudaApi, DeviceInfo, load_cuda
 from orinprof.backends.tensorrt.engine_cache import CacheKey, EngineCache, file_sha256
 from orinprof.backends.tensorrt.features import INSTALL_HINT, TrtFeatures, detect_features, import_tensorrt
 from orinprof.errors import OrinprofError
+
+if TYPE_CHECKING:  # types only: tensorrt is imported at run time inside the methods
+    import tensorrt as trt
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,15 @@ class TrtOptions:
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> TrtOptions:
-        known = {"precision", "engine_dir", "workspace_mb", "dla_core", "strongly_typed", "timing_cache", "input_shapes"}
+        known = {
+            "precision",
+            "engine_dir",
+            "workspace_mb",
+            "dla_core",
+            "strongly_typed",
+            "timing_cache",
+            "input_shapes",
+        }
         unknown = sorted(set(extra) - known)
         if unknown:
             raise OrinprofError(
@@ -155,9 +167,7 @@ def engine_facts(inspector_json: str) -> EngineFacts:
     )
 
 
-def profile_rows(
-    iterations: list[list[tuple[str, float]]], facts: EngineFacts | None
-) -> pd.DataFrame:
+def profile_rows(iterations: list[list[tuple[str, float]]], facts: EngineFacts | None) -> pd.DataFrame:
     """Per-iteration profiler reports → :data:`RAW_PROFILE_COLUMNS` rows."""
     rows = []
     for iteration, records in enumerate(iterations):
@@ -188,7 +198,7 @@ class _Binding:
 class TensorRTRunner(Runner):
     name = "tensorrt"
 
-    def __init__(self, model_path: Path, options: Any = None) -> None:
+    def __init__(self, model_path: Path, options: RunnerOptions | None = None) -> None:
         super().__init__(model_path, options)
         self.trt_options = TrtOptions.from_extra(self.options.extra)
         self._cuda: CudaApi | None = None
@@ -243,17 +253,19 @@ class TensorRTRunner(Runner):
             inspector = self._engine.create_engine_inspector()
             self._facts = engine_facts(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
 
-    def _allocate(self, trt: Any, context: Any) -> list[_Binding]:
+    def _allocate(self, trt: Any, context: trt.IExecutionContext) -> list[_Binding]:
         """One device buffer per I/O tensor (static shapes), bound with set_tensor_address."""
         assert self._cuda is not None
-        engine = self._engine
+        engine: trt.ICudaEngine = self._engine
         bindings = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            shape = tuple(int(d) for d in context.get_tensor_shape(name))
+            shape = dims_tuple(context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
-                raise OrinprofError(f"engine tensor {name!r} has dynamic shape {list(shape)}", "rebuild the engine")
+                raise OrinprofError(
+                    f"engine tensor {name!r} has dynamic shape {list(shape)}", "rebuild the engine"
+                )
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
             host = np.empty(shape, dtype=dtype)
             ptr = self._cuda.malloc(host.nbytes)
@@ -297,13 +309,14 @@ class TensorRTRunner(Runner):
             value = np.asarray(feed[binding.name])
             if tuple(value.shape) != binding.shape:
                 raise OrinprofError(
-                    f"input {binding.name!r} has shape {list(value.shape)}, the engine expects {list(binding.shape)}",
+                    f"input {binding.name!r} has shape {list(value.shape)}, "
+                    f"the engine expects {list(binding.shape)}",
                     "engines are built for one static shape; use the --seq/--batch the engine was built for",
                 )
             np.copyto(binding.host, value.astype(binding.dtype, copy=False))
             self._cuda.memcpy_htod(binding.ptr, binding.host, self._stream)
 
-    def _launch(self, context: Any) -> None:
+    def _launch(self, context: trt.IExecutionContext) -> None:
         if not context.execute_async_v3(self._stream):
             raise OrinprofError("TensorRT execute_async_v3 failed", "see the TensorRT errors logged above")
 
@@ -323,7 +336,9 @@ class TensorRTRunner(Runner):
         self._copy_inputs(feed)  # once: the timed loop does no host↔device copies
         if self.options.cuda_graph and self._graph is None:
             if not self._cuda.supports_graphs:
-                log.warning("CUDA-graph replay needs cuda-python (have %s); timing without it", self._cuda.binding)
+                log.warning(
+                    "CUDA-graph replay needs cuda-python (have %s); timing without it", self._cuda.binding
+                )
                 return
             # one plain launch first: TensorRT may allocate/update state on the first enqueue,
             # which must not happen during capture

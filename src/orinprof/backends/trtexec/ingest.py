@@ -28,6 +28,7 @@ from orinprof import results
 from orinprof.backends.base import RAW_PROFILE_COLUMNS
 from orinprof.backends.trtexec import parse
 from orinprof.errors import OrinprofError
+from orinprof.stats import latency_stats
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,17 @@ def _join(profile: parse.LayerProfile, info: parse.EngineLayers | None) -> tuple
         mismatched = int((lay["name"].to_numpy() != recs["name"].to_numpy()).sum())
         if mismatched:
             log.warning(
-                "profile and layer info have %d layers each but %d names differ; joining by position (as TREx does)",
+                "profile and layer info have %d layers each but %d names differ; "
+                "joining by position (as TREx does)",
                 len(recs),
                 mismatched,
             )
         joined = pd.concat([recs.reset_index(drop=True), lay.drop(columns=["position", "name"])], axis=1)
         return joined, "position"
     log.warning(
-        "profile has %d layers, layer info %d: joining by name (partial engine information)", len(recs), len(lay)
+        "profile has %d layers, layer info %d: joining by name (partial engine information)",
+        len(recs),
+        len(lay),
     )
     joined = _by_name(recs, lay)
     for col in ("layer_type", "precision_in", "precision_out", "tactic", "metadata"):
@@ -171,6 +175,13 @@ def build_raw_profile(
     raw = pd.DataFrame(rows, columns=[*RAW_PROFILE_COLUMNS, *RAW_EXTRA_COLUMNS])
     raw["calls"] = raw["calls"].astype("Int64")
     raw.attrs["join"] = how
+    if onnx_node_names is not None and len(raw):
+        unmatched = float((raw["mapping"] == "unmatched").mean())
+        if unmatched > 0.5:
+            log.warning(
+                "%.0f%% of engine layers match no node of the given ONNX: is it the engine's source?",
+                100 * unmatched,
+            )
     return raw
 
 
@@ -185,12 +196,15 @@ def onnx_node_order(onnx_path: Path) -> list[str]:
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as err:  # onnx raises DecodeError, OSError, … for a bad file
-        raise OrinprofError(f"{onnx_path}: not a readable ONNX model ({err})", "pass the ONNX the engine was built from") from err
+        raise OrinprofError(
+            f"{onnx_path}: not a readable ONNX model ({err})", "pass the ONNX the engine was built from"
+        ) from err
     names, seen = [], set()
     for idx, node in enumerate(model.graph.node):
+        # the same rule as orinprof.classify.ensure_node_names, so classes join on these names
         name = node.name or f"{node.op_type}_{idx}"
         if name in seen:
-            name = f"{name}_{idx}"
+            name = f"{name}__{idx}"
         seen.add(name)
         names.append(name)
     return names
@@ -207,7 +221,9 @@ def _optional(module: str, attr: str) -> Any | None:
     return getattr(mod, attr, None)
 
 
-def _classes_and_flops(onnx_path: Path) -> tuple[pd.DataFrame | None, dict[str, float] | None, pd.DataFrame | None]:
+def _classes_and_flops(
+    onnx_path: Path,
+) -> tuple[pd.DataFrame | None, dict[str, float] | None, pd.DataFrame | None]:
     import onnx
 
     model = onnx.load(str(onnx_path))
@@ -236,7 +252,9 @@ def _classes_and_flops(onnx_path: Path) -> tuple[pd.DataFrame | None, dict[str, 
 def _fallback_attribution(raw: pd.DataFrame, classes: pd.DataFrame | None) -> pd.DataFrame:
     """Used only while :mod:`orinprof.attribute` is absent: a node set with one class gets it,
     several classes give ``mixed`` (not split), no classes give ``other``."""
-    node_class = dict(zip(classes["node"], classes["layer_class"], strict=True)) if classes is not None else {}
+    node_class = (
+        dict(zip(classes["node"], classes["layer_class"], strict=True)) if classes is not None else {}
+    )
     node_block = dict(zip(classes["node"], classes["block"], strict=True)) if classes is not None else {}
     total = float(raw["time_ms"].sum())
     rows = []
@@ -282,7 +300,11 @@ def attribute(
         for col in ENGINE_COLUMNS:
             layers[col] = raw[col].reset_index(drop=True)
     else:
-        log.warning("attribution returned %d rows for %d engine layers; engine facts not attached", len(layers), len(raw))
+        log.warning(
+            "attribution returned %d rows for %d engine layers; engine facts not attached",
+            len(layers),
+            len(raw),
+        )
     return layers, how
 
 
@@ -297,7 +319,9 @@ def _gemm_counts(raw: pd.DataFrame, classes: pd.DataFrame, costs: pd.DataFrame) 
     counts = {"gemms_total": float(len(gemm_nodes))}
     for cls in ("attention", "ffn"):
         counts[f"gemms_int8_{cls}"] = float(sum(node_class.get(n) == cls for n in int8_nodes))
-    counts["gemms_int8_other"] = float(len(int8_nodes)) - counts["gemms_int8_attention"] - counts["gemms_int8_ffn"]
+    counts["gemms_int8_other"] = (
+        float(len(int8_nodes)) - counts["gemms_int8_attention"] - counts["gemms_int8_ffn"]
+    )
     return counts
 
 
@@ -328,7 +352,9 @@ def ingest_trtexec(
     """Read trtexec's ``--exportProfile`` (and optionally ``--exportLayerInfo``, ``--exportTimes``
     and the ONNX the engine was built from) into a raw per-layer frame and attributed layers."""
     if precision is not None and precision not in results.PRECISIONS:
-        raise OrinprofError(f"unknown precision {precision!r}", "choose one of: " + ", ".join(results.PRECISIONS))
+        raise OrinprofError(
+            f"unknown precision {precision!r}", "choose one of: " + ", ".join(results.PRECISIONS)
+        )
     prof = parse.read_profile(Path(profile))
     info = parse.read_layer_info(Path(layers)) if layers is not None else None
     trace = parse.read_times(Path(times)) if times is not None else None
@@ -337,7 +363,9 @@ def ingest_trtexec(
     if info is None:
         notes.append("no --layers: ONNX nodes come from engine layer names only, no precisions")
     elif not info.detailed:
-        notes.append("layer info is names-only: rebuild with --profilingVerbosity=detailed for Metadata and precisions")
+        notes.append(
+            "layer info is names-only: rebuild with --profilingVerbosity=detailed for Metadata and precisions"
+        )
 
     raw = build_raw_profile(prof, info, node_order)
     classes = flops = costs = None
@@ -350,7 +378,13 @@ def ingest_trtexec(
     fused = raw["op_type"].eq("Myelin") | raw["layer"].str.startswith("{ForeignNode[")
     precisions = tuple(sorted({p for p in raw["precision_out"] if p}))
     gemms: dict[str, float] = {}
-    if classes is not None and costs is not None and "gemm" in costs.columns and info is not None and info.detailed:
+    if (
+        classes is not None
+        and costs is not None
+        and "gemm" in costs.columns
+        and info is not None
+        and info.detailed
+    ):
         gemms = _gemm_counts(raw, classes, costs)
     sources = {"profile": str(profile)}
     for key, value in (("layers", layers), ("onnx", onnx), ("times", times)):
@@ -437,11 +471,14 @@ def write_ingest_run(
     if result.latencies_ms is None:
         skipped.append("summary.csv: no --times file, so no end-to-end latencies")
     else:
-        lat = pd.DataFrame({**keys, "iteration": np.arange(len(result.latencies_ms)), "latency_ms": result.latencies_ms})
+        lat = pd.DataFrame(
+            {**keys, "iteration": np.arange(len(result.latencies_ms)), "latency_ms": result.latencies_ms}
+        )
         frames.append((results.check(lat, "latencies"), "latencies"))
         if not result.classes_available or not result.gemm_counts:
             skipped.append(
-                "summary.csv: needs attention/FFN classes and GEMM counts (pass --onnx with detailed --layers)"
+                "summary.csv: needs attention/FFN classes and GEMM counts "
+                "(pass --onnx with detailed --layers)"
             )
         else:
             frames.append((results.check(_summary_row(result, keys, device), "summary"), "summary"))
@@ -479,8 +516,6 @@ def _version() -> str:
 
 
 def _summary_row(result: IngestResult, keys: Mapping[str, Any], device: str | None) -> pd.DataFrame:
-    from orinprof.stats import latency_stats
-
     assert result.latencies_ms is not None
     st = latency_stats(result.latencies_ms)
     cls = _class_ms(result.layers, result.classes_available)

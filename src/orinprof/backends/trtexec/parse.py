@@ -40,7 +40,15 @@ LAYER_INFO_COLUMNS = (
     "metadata",
     "stream_id",
 )
-TIMES_COLUMNS = ("iteration", "latency_ms", "compute_ms", "h2d_ms", "d2h_ms", "enqueue_ms", "start_compute_ms")
+TIMES_COLUMNS = (
+    "iteration",
+    "latency_ms",
+    "compute_ms",
+    "h2d_ms",
+    "d2h_ms",
+    "enqueue_ms",
+    "start_compute_ms",
+)
 
 _PROFILE_KEYS = ("name", "timeMs", "averageMs", "percentage")
 _TIMES_KEYS = ("startComputeMs", "endComputeMs", "computeMs", "latencyMs")
@@ -67,7 +75,11 @@ def _load_json(path: Path, what: str, hint: str) -> Any:
         if what == "--exportProfile":
             records = _salvage_profile(text)
             if records is not None:
-                log.warning("%s: invalid JSON (unescaped layer names?); read %d records by pattern", path, len(records))
+                log.warning(
+                    "%s: invalid JSON (unescaped layer names?); read %d records by pattern",
+                    path,
+                    len(records),
+                )
                 return records
         raise OrinprofError(
             f"{path}: not a trtexec {what} file (invalid JSON at line {err.lineno}: {err.msg})", hint
@@ -76,10 +88,16 @@ def _load_json(path: Path, what: str, hint: str) -> Any:
 
 _NUM = r"(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|-?inf)"
 _RECORD = re.compile(
-    r'\{\s*"name"\s*:\s*"(?P<name>.*?)"\s*,\s*"timeMs"\s*:\s*' + _NUM.replace("(", "(?P<t>", 1)
-    + r'\s*,\s*"averageMs"\s*:\s*' + _NUM.replace("(", "(?P<a>", 1)
-    + r'\s*(?:,\s*"medianMs"\s*:\s*' + _NUM.replace("(", "(?P<m>", 1) + r"\s*)?"
-    + r',\s*"percentage"\s*:\s*' + _NUM.replace("(", "(?P<p>", 1) + r"\s*\}\s*(?=,|\])"
+    r'\{\s*"name"\s*:\s*"(?P<name>.*?)"\s*,\s*"timeMs"\s*:\s*'
+    + _NUM.replace("(", "(?P<t>", 1)
+    + r'\s*,\s*"averageMs"\s*:\s*'
+    + _NUM.replace("(", "(?P<a>", 1)
+    + r'\s*(?:,\s*"medianMs"\s*:\s*'
+    + _NUM.replace("(", "(?P<m>", 1)
+    + r"\s*)?"
+    + r',\s*"percentage"\s*:\s*'
+    + _NUM.replace("(", "(?P<p>", 1)
+    + r"\s*\}\s*(?=,|\])"
 )
 _COUNT = re.compile(r'^\s*\[\s*\{\s*"count"\s*:\s*(\d+)\s*\}')
 
@@ -149,7 +167,9 @@ _PROFILE_HINT = "pass the JSON written by trtexec --exportProfile=FILE"
 
 def parse_profile(data: Any, source: str = "<profile>") -> LayerProfile:
     if not isinstance(data, list):
-        raise OrinprofError(f"{source}: not a trtexec --exportProfile file (found {_describe(data)})", _PROFILE_HINT)
+        raise OrinprofError(
+            f"{source}: not a trtexec --exportProfile file (found {_describe(data)})", _PROFILE_HINT
+        )
     count: int | None = None
     items = list(data)
     if items and isinstance(items[0], dict) and set(items[0]) == {"count"}:
@@ -180,7 +200,9 @@ def parse_profile(data: Any, source: str = "<profile>") -> LayerProfile:
             }
         )
     if not rows:
-        raise OrinprofError(f"{source}: not a trtexec --exportProfile file (it holds no layer records)", _PROFILE_HINT)
+        raise OrinprofError(
+            f"{source}: not a trtexec --exportProfile file (it holds no layer records)", _PROFILE_HINT
+        )
     records = pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
     has_median = bool(records["median_ms"].notna().any())
     return LayerProfile(source=source, count=count, has_median=has_median, records=records)
@@ -232,7 +254,9 @@ class EngineLayers:
     bindings: tuple[str, ...] = field(default_factory=tuple)
 
 
-_LAYERS_HINT = "pass the JSON written by trtexec --exportLayerInfo=FILE (build with --profilingVerbosity=detailed)"
+_LAYERS_HINT = (
+    "pass the JSON written by trtexec --exportLayerInfo=FILE (build with --profilingVerbosity=detailed)"
+)
 
 
 def _io_precision(entries: Any) -> str:
@@ -318,7 +342,9 @@ def parse_times(data: Any, source: str = "<times>") -> pd.DataFrame:
     """Per-iteration trace → :data:`TIMES_COLUMNS` (``compute_ms`` = GPU compute time from CUDA
     events around enqueue, ``latency_ms`` = H2D + compute + D2H)."""
     if not isinstance(data, list) or not data:
-        raise OrinprofError(f"{source}: not a trtexec --exportTimes file (found {_describe(data)})", _TIMES_HINT)
+        raise OrinprofError(
+            f"{source}: not a trtexec --exportTimes file (found {_describe(data)})", _TIMES_HINT
+        )
     rows = []
     for i, rec in enumerate(data):
         if not isinstance(rec, dict) or any(k not in rec for k in _TIMES_KEYS):
@@ -391,7 +417,8 @@ def _summary(values: list[Any], name: str, source: str) -> MetricSummary:
         pcts = {90: _float(values[4]), 95: _float(values[5]), 99: _float(values[6])}
     else:
         raise OrinprofError(
-            f"{source}: {name!r} has {len(values)} values (expected 5 or 7: min, max, mean, median, percentiles)",
+            f"{source}: {name!r} has {len(values)} values "
+            "(expected 5 or 7: min, max, mean, median, percentiles)",
             _TREX_HINT,
         )
     return MetricSummary(_float(values[0]), _float(values[1]), _float(values[2]), _float(values[3]), pcts)
@@ -401,7 +428,8 @@ def read_trex_profile_metadata(path: Path) -> TrexProfileMetadata:
     data = _load_json(path, "TREx profile metadata", _TREX_HINT)
     if not isinstance(data, dict) or not isinstance(data.get("performance_summary"), dict):
         raise OrinprofError(
-            f"{path}: not a TREx profile metadata file (found {_describe(data)}; expected performance_summary)",
+            f"{path}: not a TREx profile metadata file "
+            f"(found {_describe(data)}; expected performance_summary)",
             _TREX_HINT,
         )
     metrics: dict[str, MetricSummary] = {}
@@ -424,9 +452,12 @@ def read_trex_build_metadata(path: Path) -> TrexBuildMetadata:
     data = _load_json(path, "TREx build metadata", _TREX_HINT)
     if not isinstance(data, dict) or "build_options" not in data:
         raise OrinprofError(
-            f"{path}: not a TREx build metadata file (found {_describe(data)}; expected build_options)", _TREX_HINT
+            f"{path}: not a TREx build metadata file (found {_describe(data)}; expected build_options)",
+            _TREX_HINT,
         )
-    return TrexBuildMetadata(str(path), dict(data.get("model_options") or {}), dict(data["build_options"] or {}))
+    return TrexBuildMetadata(
+        str(path), dict(data.get("model_options") or {}), dict(data["build_options"] or {})
+    )
 
 
 # --------------------------------------------------------------------------- names and metadata
@@ -481,7 +512,9 @@ _MHA = re.compile(r"_mha|mha_v2|fmha", re.I)
 
 
 def _split_top_level(text: str, sep: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     i = 0
     while i < len(text):
         ch = text[i]
@@ -580,7 +613,11 @@ def match_onnx_nodes(
     valid ONNX — when ``onnx_node_names`` is given, else ``fused-unattributed``), ``Reformatting
     CopyNode …`` (``reformat``), Myelin ``shape_call``/``signal``/``wait`` bookkeeping (``aux``).
     With ``onnx_node_names`` every name is checked against the graph (``layers.0`` ≡ ``layers_0``)."""
-    index = _index if _index is not None else (onnx_index(onnx_node_names) if onnx_node_names is not None else None)
+    index = (
+        _index
+        if _index is not None
+        else (onnx_index(onnx_node_names) if onnx_node_names is not None else None)
+    )
     name = layer_name.strip()
     if metadata_nodes:
         if index is None:
@@ -603,7 +640,9 @@ def match_onnx_nodes(
         if not starts or not ends or min(starts) > max(ends):
             return [], "fused-unattributed"
         return list(onnx_node_names[min(starts) : max(ends) + 1]), "range"
-    if _MYELIN_AUX.search(name) and (name.startswith(("dummy_", "exit^", "__mye")) or _MYELIN_SUFFIX.search(name)):
+    if _MYELIN_AUX.search(name) and (
+        name.startswith(("dummy_", "exit^", "__mye")) or _MYELIN_SUFFIX.search(name)
+    ):
         return [], "aux"
     if is_myelin_kernel(name):
         # a generated kernel (softmax, layernorm, fused MHA): only Metadata can say which nodes

@@ -1,0 +1,189 @@
+"""Attribution: a backend's raw per-layer profile × the layer-class map → per-layer and per-class time.
+
+A raw profile row is one execution of one backend layer (see
+:data:`orinprof.backends.base.RAW_PROFILE_COLUMNS`).  Each layer names the ONNX nodes it implements
+(``onnx_nodes``); their classes decide the layer's class:
+
+* all member nodes in one class → that class;
+* members from several classes (a TensorRT GEMM fused with its residual add) → ``mixed``, with
+  the time split by the members' FLOPs (``class_split`` records the fractions);
+* no members known: ``fused-unattributed`` for opaque fused regions (TensorRT 8.x
+  ``{ForeignNode[…]}`` without metadata), ``reformat`` for format conversions, else ``other`` with
+  status ``unmatched`` — never silently given to attention or FFN.
+
+A backend that knows classes itself (the PyTorch module hooks) passes ``layer_class``/``block``
+columns, which are used as they are.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from orinprof.results import LAYER_CLASSES
+
+#: classes summary columns are reported for; the rest folds into ``other``
+SUMMARY_CLASSES = ("attention", "ffn", "norm", "embedding")
+_NODE_SEP = ";"
+
+
+def _split(nodes: object) -> list[str]:
+    if not isinstance(nodes, str) or not nodes:
+        return []
+    return [n for n in nodes.split(_NODE_SEP) if n]
+
+
+def _fractions(
+    layer_class: object,
+    nodes: list[str],
+    status: str,
+    node_class: Mapping[str, str],
+    node_block: Mapping[str, object],
+    node_flops: Mapping[str, float] | None,
+) -> tuple[dict[str, float], object, str]:
+    """(class → fraction, block, status) for one layer."""
+    if isinstance(layer_class, str) and layer_class:
+        return {layer_class: 1.0}, None, status
+    if status in ("fused-unattributed", "reformat"):
+        return {status: 1.0}, None, status
+    known = [n for n in nodes if n in node_class]
+    if not known:
+        return {"other": 1.0}, None, ("unmatched" if nodes else status)
+    classes = Counter(node_class[n] for n in known)
+    blocks = Counter(node_block[n] for n in known if node_block.get(n) is not None and not pd.isna(node_block[n]))
+    block = blocks.most_common(1)[0][0] if blocks else None
+    if len(classes) == 1:
+        return {next(iter(classes)): 1.0}, block, status
+    weights: dict[str, float] = {}
+    if node_flops:
+        for n in known:
+            weights[node_class[n]] = weights.get(node_class[n], 0.0) + float(node_flops.get(n, 0.0) or 0.0)
+    total = sum(weights.values())
+    if total <= 0:
+        # no FLOPs known for the members: split by member count and say so
+        weights = {c: float(k) for c, k in classes.items()}
+        total = sum(weights.values())
+        status = "split_by_count" if status == "ok" else status
+    fractions = {c: w / total for c, w in weights.items() if w > 0}
+    if len(fractions) == 1:
+        return fractions, block, status
+    return fractions, block, status
+
+
+def attribute_layers(
+    raw: pd.DataFrame, classes: pd.DataFrame | None, node_flops: Mapping[str, float] | None = None
+) -> pd.DataFrame:
+    """Per-layer table (the ``layers`` columns without the run keys), one row per backend layer."""
+    node_class: dict[str, str] = {}
+    node_block: dict[str, object] = {}
+    if classes is not None and len(classes):
+        node_class = dict(zip(classes["node"], classes["layer_class"]))
+        node_block = dict(zip(classes["node"], classes["block"]))
+    has_class = "layer_class" in raw.columns
+    has_block = "block" in raw.columns
+    rows = []
+    for layer, grp in raw.groupby("layer", sort=False):
+        first = grp.iloc[0]
+        times = grp["time_ms"].to_numpy(dtype=float)
+        finite = times[np.isfinite(times)]
+        status = str(first["status"]) if "status" in grp.columns and isinstance(first.get("status"), str) else "ok"
+        nodes = _split(first.get("onnx_nodes"))
+        fr, block, status = _fractions(
+            first["layer_class"] if has_class else None, nodes, status, node_class, node_block, node_flops
+        )
+        if has_block and not pd.isna(first["block"]):
+            block = first["block"]
+        if len(fr) > 1:
+            layer_class = "mixed"
+            split = ";".join(f"{c}={f:.4f}" for c, f in sorted(fr.items(), key=lambda kv: -kv[1]))
+        else:
+            layer_class, split = next(iter(fr)), None
+        calls = int(first["calls"]) if "calls" in grp.columns and not pd.isna(first.get("calls")) else len(finite)
+        median = float(np.median(finite)) if finite.size else float("nan")
+        if finite.size and median == 0.0 and status == "ok":
+            status = "zero_time"
+        rows.append(
+            {
+                "layer": layer,
+                "op_type": first["op_type"],
+                "layer_class": layer_class,
+                "block": block,
+                "onnx_nodes": _NODE_SEP.join(nodes) if nodes else None,
+                "calls": calls,
+                "median_ms": median,
+                "mean_ms": float(finite.mean()) if finite.size else float("nan"),
+                "share": float("nan"),
+                "class_split": split,
+                "status": status if finite.size else "not_profiled",
+            }
+        )
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    total = df["median_ms"].sum(skipna=True)
+    df["share"] = df["median_ms"] / total if total > 0 else float("nan")
+    df["block"] = pd.array(df["block"], dtype="Int64") if df["block"].notna().any() else df["block"]
+    return df
+
+
+def class_fractions(layers: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """layer → {class: fraction} from an attributed table (mixed layers via ``class_split``)."""
+    out: dict[str, dict[str, float]] = {}
+    for row in layers.itertuples(index=False):
+        if row.layer_class == "mixed" and isinstance(row.class_split, str):
+            out[row.layer] = {c: float(f) for c, f in (p.split("=") for p in row.class_split.split(";"))}
+        else:
+            out[row.layer] = {row.layer_class: 1.0}
+    return out
+
+
+def class_totals(layers: pd.DataFrame) -> dict[str, float]:
+    """Per-class time per inference (sum of layer medians split by fraction).
+
+    Keys: ``attention_ms``, ``ffn_ms``, ``norm_ms``, ``embedding_ms``, ``other_ms`` (everything else,
+    including ``reformat`` and ``fused-unattributed``), ``unattributed_ms``, ``layer_sum_ms``.
+    """
+    totals = dict.fromkeys(LAYER_CLASSES, 0.0)
+    unattributed = 0.0
+    fractions = class_fractions(layers)
+    for row in layers.itertuples(index=False):
+        if not np.isfinite(row.median_ms):
+            continue
+        for cls, f in fractions[row.layer].items():
+            t = row.median_ms * f
+            if cls == "fused-unattributed":
+                unattributed += t
+            totals[cls if cls in totals else "other"] += t
+    layer_sum = float(np.nansum(layers["median_ms"].to_numpy(dtype=float)))
+    out = {f"{c}_ms": v for c, v in totals.items()}
+    out["unattributed_ms"] = unattributed
+    out["layer_sum_ms"] = layer_sum
+    out["attention_share"] = totals["attention"] / layer_sum if layer_sum > 0 else float("nan")
+    out["ffn_share"] = totals["ffn"] / layer_sum if layer_sum > 0 else float("nan")
+    return out
+
+
+def class_times(raw: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """Per profiled iteration, each class's summed time (columns iteration, layer_class, time_ms).
+
+    These per-iteration sums give the confidence intervals of class-time reductions.
+    """
+    fractions = class_fractions(layers)
+    records: dict[tuple[int, str], float] = {}
+    for row in raw[["iteration", "layer", "time_ms"]].itertuples(index=False):
+        if not np.isfinite(row.time_ms):
+            continue
+        for cls, f in fractions.get(row.layer, {"other": 1.0}).items():
+            key_cls = cls if cls in LAYER_CLASSES else "other"
+            key = (int(row.iteration), key_cls)
+            records[key] = records.get(key, 0.0) + row.time_ms * f
+    iterations = sorted({k[0] for k in records})
+    rows = [
+        {"iteration": it, "layer_class": c, "time_ms": records.get((it, c), 0.0)}
+        for it in iterations
+        for c in LAYER_CLASSES
+    ]
+    return pd.DataFrame(rows, columns=["iteration", "layer_class", "time_ms"])

@@ -1,0 +1,195 @@
+"""ONNX Runtime backend: CPU now; the CUDA and TensorRT execution providers when
+``onnxruntime-gpu`` is installed (``--device cuda`` / ``--device trt``).
+
+Timing run: a plain session, host wall-clock around ``session.run`` (a CPU backend; with the CUDA
+EP ``run`` returns after the device work, so the wall-clock includes it).  Profiling run: a second
+session with ORT's profiler; its per-node kernel times are read from the profile JSON and grouped
+into iterations by the ``model_run`` events.  ORT fuses and renames nodes while optimising
+(``…/MatMulAddFusion``, ``SkipLayerNormalization``), so the optimised graph is saved during the
+profiling run and :meth:`attribution_graph` hands it to the classifier.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orinprof.backends.base import BackendInfo, Feed, Progress, Runner
+from orinprof.errors import MissingDependency, OrinprofError
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def probe() -> tuple[bool, str]:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return False, "onnxruntime is not installed (pip install 'orinprof[ort]')"
+    import onnxruntime as ort
+
+    return True, f"onnxruntime {ort.__version__}; providers: {', '.join(ort.get_available_providers())}"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, options: Any = None) -> None:
+        super().__init__(model_path, options)
+        self._ort: Any = None
+        self._session: Any = None
+        self._feed: Feed = {}
+        self._optimized: Path | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="orinprof-ort-")
+
+    # ------------------------------------------------------------------ lifecycle
+    def _session_options(self, profile: bool = False) -> Any:
+        so = self._ort.SessionOptions()
+        so.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.options.threads:
+            so.intra_op_num_threads = int(self.options.threads)
+        if self.options.inter_threads:
+            so.inter_op_num_threads = int(self.options.inter_threads)
+        so.log_severity_level = 3
+        if profile:
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(self._tmp.name, "profile")
+            self._optimized = Path(self._tmp.name) / "optimized.onnx"
+            so.optimized_model_filepath = str(self._optimized)
+        return so
+
+    def _providers(self) -> list[str]:
+        device = self.options.device.split(":")[0]
+        if device not in PROVIDERS:
+            raise OrinprofError(
+                f"unknown device {self.options.device!r} for onnxruntime", "use --device cpu, cuda or trt"
+            )
+        wanted = PROVIDERS[device]
+        have = self._ort.get_available_providers()
+        if wanted[0] not in have:
+            raise OrinprofError(
+                f"ONNX Runtime provider {wanted[0]!r} not available (have: {', '.join(have)})",
+                "install onnxruntime-gpu for cuda/trt, or use --device cpu",
+            )
+        return [p for p in wanted if p in have]
+
+    def _make_session(self, profile: bool = False) -> Any:
+        try:
+            return self._ort.InferenceSession(
+                str(self.model_path), self._session_options(profile), providers=self._providers()
+            )
+        except OrinprofError:
+            raise
+        except Exception as err:  # ORT raises its own Fail/InvalidGraph types
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise OrinprofError(f"ONNX Runtime cannot load {self.model_path.name}: {first}") from err
+
+    def activate_impl(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise MissingDependency("onnxruntime", "ort", "for the onnxruntime backend") from err
+        self._ort = ort
+        self._session = self._make_session()
+
+    def deactivate_impl(self) -> None:
+        self._session = None
+        self._tmp.cleanup()
+
+    # ------------------------------------------------------------------ info / inference
+    def info_impl(self) -> BackendInfo:
+        providers = self._session.get_providers()
+        gpu = providers[0] != "CPUExecutionProvider"
+        opts = self._session.get_session_options()
+        threads = opts.intra_op_num_threads or os.cpu_count() or 0
+        return BackendInfo(
+            name=self.name,
+            device=("GPU via " + providers[0]) if gpu else cpu_model(),
+            device_kind="gpu" if gpu else "cpu",
+            versions={"onnxruntime": self._ort.__version__},
+            details={"providers": providers, "threads": None if gpu else int(threads)},
+        )
+
+    def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
+        names = [o.name for o in self._session.get_outputs()]
+        outs = self._session.run(None, dict(feed))
+        return {n: np.asarray(o) for n, o in zip(names, outs)}
+
+    def prepare_timing_impl(self, feed: Feed) -> None:
+        self._feed = dict(feed)
+
+    def timed_call_impl(self) -> float:
+        t0 = time.perf_counter()
+        self._session.run(None, self._feed)
+        return (time.perf_counter() - t0) * 1e3
+
+    def attribution_graph(self) -> Path | None:
+        """The optimised graph the profiled node names belong to (after a profiling run)."""
+        return self._optimized if self._optimized is not None and self._optimized.exists() else None
+
+    # ------------------------------------------------------------------ profiling
+    def profile_layers_impl(self, feed: Feed, iterations: int, progress: Progress | None) -> pd.DataFrame:
+        session = self._make_session(profile=True)
+        warmup = 3
+        for _ in range(warmup):
+            session.run(None, dict(feed))
+        for k in range(iterations):
+            session.run(None, dict(feed))
+            if progress:
+                progress(k + 1, iterations)
+        path = session.end_profiling()
+        events = json.loads(Path(path).read_text())
+        return parse_profile(events, skip_runs=warmup)
+
+
+def parse_profile(events: list[dict[str, Any]], skip_runs: int = 0) -> pd.DataFrame:
+    """ORT profiler events → raw rows (iteration, layer, op_type, onnx_nodes, time_ms)."""
+    runs = sorted(
+        (e["ts"], e["ts"] + e["dur"]) for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"
+    )
+    starts = np.array([r[0] for r in runs], dtype=float)
+    rows = []
+    for e in events:
+        if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time"):
+            continue
+        k = int(np.searchsorted(starts, e["ts"], side="right")) - 1
+        if k < skip_runs or k >= len(runs):
+            continue
+        name = e["name"][: -len("_kernel_time")]
+        rows.append(
+            {
+                "iteration": k - skip_runs,
+                "layer": name,
+                "op_type": e.get("args", {}).get("op_name", ""),
+                "onnx_nodes": name,
+                "time_ms": e["dur"] / 1e3,
+            }
+        )
+    df = pd.DataFrame(rows, columns=["iteration", "layer", "op_type", "onnx_nodes", "time_ms"])
+    # a node that runs twice in one iteration (loops) counts once per inference with its summed time
+    if not df.empty:
+        df = df.groupby(["iteration", "layer", "op_type", "onnx_nodes"], as_index=False, sort=False)["time_ms"].sum()
+    return df

@@ -1,0 +1,253 @@
+"""The spine's commands: ``profile``, ``compare``, ``layers``, ``presets``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orinprof import models
+from orinprof.backends.base import TimingConfig
+from orinprof.cli.app import ModelsDir, ResultsDir, RunDirs, command, err_console, out
+from orinprof.errors import OrinprofError
+
+
+class _RichReporter:
+    """Progress bars on stderr for the library's Reporter protocol."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self.bar.start()
+
+    def stage(self, message: str) -> None:
+        err_console.print(f"[dim]{message}[/dim]")
+
+    def progress(self, label: str) -> Any:
+        task = self.bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            self.bar.update(task, completed=done, total=total)
+
+        return update
+
+    def done(self, label: str) -> None:
+        err_console.print(f"✓ {label}")
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+def _pct(x: object) -> str:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if v != v else f"{100 * v:+.1f}%"
+
+
+def print_comparison(df: pd.DataFrame) -> None:
+    if df.empty:
+        out.print("No comparison: include the baseline plan (fp32 on CPU, fp16 on GPU) in --precisions.")
+        return
+    table = Table(title="Reduction vs baseline (positive = faster); 95% bootstrap CI in brackets")
+    for col in ("model", "seq", "plan", "attention", "FFN", "end-to-end", "Amdahl predicts", "flags"):
+        table.add_column(col)
+    for r in df.itertuples(index=False):
+        table.add_row(
+            str(r.model),
+            str(r.seq_len),
+            f"{r.precision} vs {r.baseline}",
+            f"{_pct(r.attention_reduction)} [{_pct(r.attention_reduction_ci_low)}, {_pct(r.attention_reduction_ci_high)}]",
+            f"{_pct(r.ffn_reduction)} [{_pct(r.ffn_reduction_ci_low)}, {_pct(r.ffn_reduction_ci_high)}]",
+            f"{_pct(r.e2e_reduction)} [{_pct(r.e2e_reduction_ci_low)}, {_pct(r.e2e_reduction_ci_high)}]",
+            _pct(r.amdahl_e2e_reduction),
+            str(r.flags) if isinstance(r.flags, str) else "",
+        )
+    out.print(table)
+
+
+def print_summary(df: pd.DataFrame) -> None:
+    table = Table(title="Measured (timing run: end-to-end; profiling run: class times)")
+    for col in ("seq", "plan", "median ms", "p99 ms", "CV", "attention ms", "FFN ms", "other ms", "attn share", "cosine"):
+        table.add_column(col)
+    for r in df.itertuples(index=False):
+        table.add_row(
+            str(r.seq_len),
+            str(r.precision),
+            f"{r.e2e_median_ms:.3f} [{r.e2e_median_ci_low_ms:.3f}, {r.e2e_median_ci_high_ms:.3f}]",
+            f"{r.e2e_p99_ms:.3f}",
+            f"{r.e2e_cv:.3f}",
+            f"{r.attention_ms:.3f}",
+            f"{r.ffn_ms:.3f}",
+            f"{r.other_ms + r.norm_ms + r.embedding_ms:.3f}",
+            f"{100 * r.attention_share:.1f}%",
+            "–" if pd.isna(r.fidelity_cosine) else f"{r.fidelity_cosine:.5f}",
+        )
+    out.print(table)
+
+
+@command("profile")
+def profile_cmd(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Preset name (see `orinprof presets`).")] = None,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="Your own ONNX file instead of a preset.")] = None,
+    precisions: Annotated[str, typer.Option(help="Plans: fp32,fp16,int8-attn,int8-ffn,int8-all.")] = (
+        "fp32,int8-attn,int8-ffn,int8-all"
+    ),
+    seq: Annotated[str | None, typer.Option("--seq", help="Sequence lengths: 128,384 or 64..512.")] = None,
+    batch: Annotated[int, typer.Option(help="Batch size.")] = 1,
+    backend: Annotated[str, typer.Option(help="onnxruntime, tensorrt, trtexec or torch.")] = "onnxruntime",
+    device: Annotated[str, typer.Option(help="cpu, cuda (torch / ORT CUDA EP) or trt (ORT TensorRT EP).")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads on CPU (default: the backend's).")] = None,
+    iterations: Annotated[int, typer.Option(help="Timed iterations (timing run).")] = 100,
+    warmup: Annotated[int, typer.Option(help="Warm-up iterations (at least; also --warmup-s).")] = 10,
+    warmup_s: Annotated[float, typer.Option(help="Warm-up time in seconds (at least).")] = 1.0,
+    min_duration_s: Annotated[float, typer.Option(help="Keep timing until this many seconds passed.")] = 0.0,
+    profile_iterations: Annotated[int, typer.Option(help="Iterations of the separate profiling run.")] = 20,
+    opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 8.x parsers need ≤ 17).")] = 17,
+    calib_batches: Annotated[int, typer.Option(help="Synthetic calibration batches for INT8 plans.")] = 16,
+    calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of inputs (calibration + held-out).")] = None,
+    telemetry: Annotated[str, typer.Option(help="auto, jtop, tegrastats, nvml, host or none.")] = "auto",
+    telemetry_interval: Annotated[float, typer.Option(help="Telemetry sampling interval (s).")] = 0.1,
+    cuda_graph: Annotated[bool, typer.Option(help="Replay a CUDA graph in the timing run (GPU backends).")] = False,
+    int8_impl: Annotated[str | None, typer.Option(help="torch backend: int_mm or torchao.")] = None,
+    dla: Annotated[int | None, typer.Option(help="TensorRT: DLA core 0|1 with GPU fallback.")] = None,
+    strongly_typed: Annotated[bool, typer.Option(help="TensorRT: strongly typed network.")] = False,
+    results_dir: ResultsDir = Path("results"),
+    models_dir: ModelsDir = Path("models"),
+) -> None:
+    """Export, quantize, measure and compare: one command.
+
+    Example: orinprof profile --model bert-base --precisions fp32,int8-attn,int8-ffn,int8-all --seq 128,384
+    """
+    from orinprof.measure import ProfileConfig, parse_seq_lens, profile
+
+    extra: dict[str, Any] = {}
+    if int8_impl:
+        extra["int8_impl"] = int8_impl
+    if dla is not None:
+        extra["dla_core"] = dla
+    if strongly_typed:
+        extra["strongly_typed"] = True
+    cfg = ProfileConfig(
+        model=model,
+        onnx=onnx,
+        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+        seq_lens=parse_seq_lens(seq) if seq else (),
+        batch=batch,
+        opset=opset,
+        backend=backend,
+        device=device,
+        threads=threads,
+        timing=TimingConfig(
+            warmup_iters=warmup,
+            warmup_s=warmup_s,
+            iterations=iterations,
+            min_duration_s=min_duration_s,
+            profile_iterations=profile_iterations,
+        ),
+        calib_batches=calib_batches,
+        calib_method=calib_method,
+        inputs_npz=inputs,
+        telemetry=telemetry,
+        telemetry_interval_s=telemetry_interval,
+        cuda_graph=cuda_graph,
+        results_dir=results_dir,
+        models_dir=models_dir,
+        extra=extra,
+        command="orinprof " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    reporter = _RichReporter()
+    try:
+        result = profile(cfg, reporter)  # type: ignore[arg-type]
+    finally:
+        reporter.close()
+    print_summary(result.summary)
+    print_comparison(result.comparison)
+    out.print(f"Results: {result.run_dir}")
+    if result.failures:
+        raise OrinprofError(
+            f"{len(result.failures)} plan(s) failed: " + " | ".join(result.failures),
+            f"the other plans' results are in {result.run_dir}",
+        )
+
+
+@command("compare")
+def compare_cmd(
+    runs: RunDirs,
+    baseline: Annotated[str | None, typer.Option(help="Baseline plan (default: fp32 on CPU, fp16 on GPU).")] = None,
+    out_csv: Annotated[Path | None, typer.Option("--out", help="Also write the table to this CSV (new file).")] = None,
+) -> None:
+    """Reductions of each plan vs the baseline, with CIs and the Amdahl check.
+
+    Example: orinprof compare results/20261127T120000-bert-base-onnxruntime-ab12
+    """
+    from orinprof.compare import compare_runs
+
+    df = compare_runs(list(runs), baseline)
+    print_comparison(df)
+    if out_csv is not None:
+        if out_csv.exists():
+            raise OrinprofError(f"{out_csv} already exists", "results are never overwritten; choose another --out")
+        df.to_csv(out_csv, index=False)
+        out.print(f"Wrote {out_csv}")
+
+
+@command("layers")
+def layers_cmd(
+    model: Annotated[str, typer.Argument(help="A preset name or an ONNX file.")],
+    seq: Annotated[int | None, typer.Option(help="Sequence length (presets).")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset for presets.")] = 17,
+    show_all: Annotated[bool, typer.Option("--all", help="List every node, not only GEMMs and Softmax.")] = False,
+    models_dir: ModelsDir = Path("models"),
+) -> None:
+    """Classify every node (attention / FFN / norm / embedding / other) and save the map beside the ONNX.
+
+    Example: orinprof layers bert-base
+    """
+    from orinprof import classify, export
+
+    if model in models.PRESETS:
+        path = export.export_preset(model, 1, seq, opset, models_dir).path
+    elif model.endswith(".onnx") or Path(model).exists():
+        path = Path(model)
+    else:
+        raise OrinprofError(
+            f"{model!r} is neither a preset nor an ONNX file", "presets: " + ", ".join(models.PRESETS)
+        )
+    df = classify.classify_file(path)
+    shown = df if show_all else df[df["op_type"].isin(["MatMul", "Gemm", "Softmax", "Conv"])]
+    table = Table(title=f"{path.name}: {classify.summarize(df)}")
+    for col in ("node", "op_type", "class", "block", "role", "evidence"):
+        table.add_column(col)
+    for r in shown.itertuples(index=False):
+        table.add_row(r.node, r.op_type, r.layer_class, "" if pd.isna(r.block) else str(r.block), r.role, r.evidence)
+    out.print(table)
+    out.print(f"Map saved: {classify.layer_map_path(path)}")
+
+
+@command("presets")
+def presets_cmd() -> None:
+    """List the model presets.
+
+    Example: orinprof presets
+    """
+    table = Table(title="Model presets")
+    for col in ("name", "family", "default seq", "max seq", "description"):
+        table.add_column(col)
+    for p in models.PRESETS.values():
+        table.add_row(p.name, p.family, str(p.default_seq), str(p.max_seq), p.description)
+    out.print(table)

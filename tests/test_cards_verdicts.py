@@ -1,0 +1,318 @@
+"""Claims × hand-made comparison rows → each verdict; the Amdahl numbers; claims-file errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from orinprof import results
+from orinprof.cards import (
+    AmdahlClaim,
+    amdahl_check,
+    amdahl_claim_from,
+    load_claims,
+    load_evidence,
+    parse_claims,
+    read_cards,
+    validate,
+    write_verdicts,
+)
+from orinprof.errors import OrinprofError
+
+ORIN = "NVIDIA Jetson AGX Orin Developer Kit"
+
+
+def comparison_row(**over: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {c: np.nan for c in results.TABLES["comparison"].names}
+    row.update(
+        run_id="20250101T000000-bert-base-tensorrt-ab12",
+        baseline_run_id="20250101T000000-bert-base-tensorrt-cd34",
+        model="bert-base",
+        backend="tensorrt",
+        device=ORIN,
+        batch=1,
+        seq_len=128,
+        baseline="fp16",
+        precision="int8-attn",
+        attention_share_baseline=0.30,
+        ffn_share_baseline=0.55,
+        flags="",
+    )
+    row.update(over)
+    return row
+
+
+def frame(*rows: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+@pytest.fixture(scope="module")
+def claims():  # type: ignore[no-untyped-def]
+    return load_claims(REPO / "claims.toml", read_cards(REPO / "cards.tsv"))
+
+
+def verdict_of(claims, row: dict[str, Any], claim_id: str = "c9-attention") -> pd.Series:  # type: ignore[no-untyped-def]
+    v = validate({"comparison": frame(row)}, claims)
+    return v[v["claim_id"] == claim_id].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("ci", "expected", "check"),
+    [
+        ((0.36, 0.44), "supported", "inside"),
+        ((0.10, 0.20), "contradicted", "outside"),
+        ((0.30, 0.40), "inconclusive", "spans-boundary"),
+        ((0.30, 0.50), "inconclusive", "spans-boundary"),  # CI wider than the claimed range
+        ((np.nan, np.nan), "inconclusive", "no-ci"),
+    ],
+)
+def test_on_target_verdicts_follow_the_ci(claims, ci, expected, check) -> None:  # type: ignore[no-untyped-def]
+    row = comparison_row(
+        attention_reduction=0.40, attention_reduction_ci_low=ci[0], attention_reduction_ci_high=ci[1]
+    )
+    v = verdict_of(claims, row)
+    assert (v["verdict"], v["range_check"], bool(v["on_target"])) == (expected, check, True)
+    assert v["run_ids"] == f"{row['run_id']};{row['baseline_run_id']}"
+    assert v["date"] == "2025-01-01"
+
+
+@pytest.mark.parametrize(
+    ("over", "why"),
+    [
+        (
+            {"device": "Intel(R) Xeon(R) CPU", "backend": "onnxruntime", "baseline": "fp32"},
+            "backend onnxruntime",
+        ),
+        ({"device": "NVIDIA H100 80GB HBM3"}, "device NVIDIA H100"),
+        ({"device": "NVIDIA Jetson Orin NX 16GB"}, "device NVIDIA Jetson Orin NX"),
+        ({"backend": "torch"}, "backend torch"),
+        ({"baseline": "fp32"}, "baseline fp32"),
+    ],
+)
+def test_off_target_evidence_is_shown_but_never_passed_off(claims, over, why) -> None:  # type: ignore[no-untyped-def]
+    row = comparison_row(
+        attention_reduction=0.40, attention_reduction_ci_low=0.38, attention_reduction_ci_high=0.42
+    )
+    row.update(over)
+    v = verdict_of(claims, row)
+    assert v["verdict"] == "measured-off-target"
+    assert v["range_check"] == "inside" and v["measured"] == pytest.approx(0.40)
+    assert why in v["off_target_reason"]
+
+
+def test_run_json_fingerprint_can_put_a_bare_gpu_name_on_target(claims, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # CUDA names every Orin GPU just "Orin"; run.json's fingerprint says which module it was
+    run = tmp_path / "20250101T000000-bert-base-tensorrt-ab12"
+    run.mkdir()
+    row = comparison_row(
+        device="Orin",
+        attention_reduction=0.40,
+        attention_reduction_ci_low=0.38,
+        attention_reduction_ci_high=0.42,
+        run_id=run.name,
+    )
+    frame(row).to_csv(run / "comparison.csv", index=False)
+    fingerprint = {"jetson_model": "NVIDIA Jetson Orin Nano Developer Kit"}
+    (run / "run.json").write_text(
+        json.dumps({"schema_version": "1.0", "run_id": run.name, "fingerprint": fingerprint})
+    )
+    v = validate(load_evidence([tmp_path]), claims)
+    assert v[v["claim_id"] == "c9-attention"].iloc[0]["verdict"] == "measured-off-target"
+    (run / "run.json").write_text(
+        json.dumps({"schema_version": "1.0", "run_id": run.name, "fingerprint": {"jetson_model": ORIN}})
+    )
+    v = validate(load_evidence([run]), claims)
+    assert v[v["claim_id"] == "c9-attention"].iloc[0]["verdict"] == "supported"
+
+
+def test_no_evidence_rows_and_plan_selection(claims) -> None:  # type: ignore[no-untyped-def]
+    v = validate({"comparison": frame(comparison_row(precision="int8-ffn", attention_reduction=0.1))}, claims)
+    by_id = v.set_index("claim_id")
+    assert set(v["claim_id"]) == {c.id for c in claims.claims}
+    assert (v["verdict"] == "no-evidence").all()
+    assert "no comparison rows with precision=int8-attn" in by_id.loc["c9-attention", "reason"]
+    assert by_id.loc["c3-outlier-ratio", "reason"] == "no outliers rows"
+
+
+def test_each_reading_of_total_model_gets_its_own_plan(claims) -> None:  # type: ignore[no-untyped-def]
+    attn = comparison_row(e2e_reduction=0.12, e2e_reduction_ci_low=0.10, e2e_reduction_ci_high=0.14)
+    allp = comparison_row(
+        precision="int8-all", e2e_reduction=0.30, e2e_reduction_ci_low=0.27, e2e_reduction_ci_high=0.33
+    )
+    v = validate({"comparison": frame(attn, allp)}, claims).set_index("claim_id")
+    assert v.loc["c9-e2e-int8-attn", "verdict"] == "contradicted"
+    assert v.loc["c9-e2e-int8-all", "verdict"] == "supported"
+
+
+def test_open_ranges_and_pruning_rows(claims) -> None:  # type: ignore[no-untyped-def]
+    base = {
+        "run_id": "r",
+        "baseline_run_id": "b",
+        "model": "bert-base",
+        "backend": "torch",
+        "device": "NVIDIA A100",
+        "device_kind": "gpu",
+        "batch": 1,
+        "seq_len": 128,
+        "params_removed_fraction": 0.5,
+        "status": "ok",
+    }
+    rows = [
+        {
+            **base,
+            "variant": "u",
+            "variant_kind": "unstructured",
+            "e2e_reduction": 0.01,
+            "e2e_reduction_ci_low": -0.02,
+            "e2e_reduction_ci_high": 0.03,
+        },
+        {
+            **base,
+            "variant": "s",
+            "variant_kind": "heads+ffn",
+            "e2e_reduction": 0.3,
+            "e2e_reduction_ci_low": 0.25,
+            "e2e_reduction_ci_high": 0.35,
+        },
+        {
+            **base,
+            "variant": "lh",
+            "variant_kind": "layers-vs-heads",
+            "e2e_reduction": -0.1,
+            "e2e_reduction_ci_low": -0.15,
+            "e2e_reduction_ci_high": -0.05,
+        },
+    ]
+    v = validate({"pruning": pd.DataFrame(rows)}, claims).set_index("claim_id")
+    assert v.loc["c6-unstructured", "verdict"] == "supported"
+    assert v.loc["c6-structured", "verdict"] == "supported"
+    assert v.loc["c10-layers-vs-heads", "verdict"] == "contradicted"
+    cpu = [{**r, "device": "AMD EPYC", "device_kind": "cpu", "backend": "onnxruntime"} for r in rows]
+    v = validate({"pruning": pd.DataFrame(cpu)}, claims).set_index("claim_id")
+    assert v.loc["c6-unstructured", "verdict"] == "measured-off-target"
+    assert v.loc["c10-layers-vs-heads", "verdict"] == "contradicted"  # card 10 names no device
+
+
+def test_amdahl_numbers_from_the_claims(claims) -> None:  # type: ignore[no-untyped-def]
+    claim = amdahl_claim_from(claims)
+    assert claim.required_share == pytest.approx((0.25 / 0.40, 0.35 / 0.40))
+    rows = frame(
+        comparison_row(
+            seq_len=128, attention_share_baseline=0.30, attention_reduction=0.38, e2e_reduction=0.10
+        ),
+        comparison_row(
+            seq_len=512, attention_share_baseline=0.70, attention_reduction=0.41, e2e_reduction=0.28
+        ),
+        comparison_row(seq_len=512, precision="int8-all", attention_share_baseline=0.70, e2e_reduction=0.5),
+    )
+    a = amdahl_check(rows, claim)
+    assert list(a["seq_len"]) == [128, 512]  # only int8-attn rows: Amdahl with attention alone changed
+    short, long_ = a.iloc[0], a.iloc[1]
+    assert short["implied_e2e_at_claim"] == pytest.approx(0.30 * 0.40)
+    assert short["implied_e2e_at_measured"] == pytest.approx(0.30 * 0.38)
+    assert not short["consistent"] and "cannot hold" in short["flag"]
+    assert long_["consistent"] and long_["flag"] == ""
+    assert set(a["reachable_at_seq_lens"]) == {"512"}
+
+
+def test_amdahl_tolerant_boundary() -> None:
+    # at the claimed range's edges: 0.25 / 0.45 is the smallest share that can still reach 25 %
+    claim = AmdahlClaim()
+    edge = 0.25 / 0.45
+    a = amdahl_check(
+        frame(
+            comparison_row(attention_share_baseline=edge + 1e-6, attention_reduction=0.4, e2e_reduction=0.2),
+            comparison_row(
+                seq_len=64, attention_share_baseline=edge - 1e-3, attention_reduction=0.4, e2e_reduction=0.2
+            ),
+        ),
+        claim,
+    )
+    assert list(a.sort_values("seq_len")["consistent"]) == [False, True]
+
+
+def test_claim_naming_a_metric_the_results_lack(claims) -> None:  # type: ignore[no-untyped-def]
+    df = frame(comparison_row()).drop(columns=["attention_reduction"])
+    with pytest.raises(
+        OrinprofError, match=re.escape("metric comparison.attention_reduction is not in the comparison")
+    ):
+        validate({"comparison": df}, claims)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"metric": "comparison.speedup"}, "claim #1 (x).metric: table 'comparison' has no column 'speedup'"),
+        ({"metric": "nosuch.col"}, "unknown results table 'nosuch'"),
+        ({"low": 0.5, "high": 0.4}, "low 0.5 is above high 0.4"),
+        ({"card": "nine"}, "claim #1 (x).card: must be an integer"),
+        ({"colour": "red"}, "unknown field(s) colour"),
+        ({"where": {"nosuch": 1}}, "where.nosuch"),
+    ],
+)
+def test_bad_claims_name_the_field(edit: dict[str, Any], message: str) -> None:
+    claim = {
+        "id": "x",
+        "card": 9,
+        "text": "t",
+        "metric": "comparison.e2e_reduction",
+        "low": 0.2,
+        "high": 0.3,
+        "tolerance": "t",
+        **edit,
+    }
+    with pytest.raises(OrinprofError) as err:
+        parse_claims({"claim": [claim]})
+    assert message in err.value.one_line()
+
+
+def test_claims_must_cover_every_card_and_match_fronts(claims) -> None:  # type: ignore[no-untyped-def]
+    deck = read_cards(REPO / "cards.tsv")
+    claim = {
+        "id": "x",
+        "card": 9,
+        "text": "t",
+        "metric": "comparison.e2e_reduction",
+        "low": 0.2,
+        "high": 0.3,
+        "tolerance": "t",
+    }
+    with pytest.raises(
+        OrinprofError, match=r"card\(s\) 1, 2, 3, 4, 5, 6, 7, 8, 10 of cards.tsv have neither"
+    ):
+        parse_claims({"claim": [claim]}, deck=deck)
+    with pytest.raises(OrinprofError, match=re.escape("x.front_starts: card 9 of cards.tsv starts")):
+        parse_claims({"claim": [{**claim, "front_starts": "What is QAT"}]}, deck=deck)
+    assert {c.card for c in claims.claims} == {3, 6, 9, 10}
+
+
+def test_malformed_toml(tmp_path: Path) -> None:
+    bad = tmp_path / "claims.toml"
+    bad.write_text("[[claim]\nid = 1\n")
+    with pytest.raises(OrinprofError, match=re.escape("claims.toml is not valid TOML")):
+        load_claims(bad)
+
+
+def test_different_schema_version_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    frame(comparison_row()).to_csv(run / "comparison.csv", index=False)
+    (run / "run.json").write_text(json.dumps({"schema_version": "2.0", "run_id": "run"}))
+    with pytest.raises(OrinprofError, match=re.escape("uses results schema 2.0")):
+        load_evidence([run])
+
+
+def test_verdicts_csv_is_never_overwritten(claims, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    v = validate({"comparison": frame(comparison_row(attention_reduction=0.4))}, claims)
+    first = write_verdicts(v, tmp_path / "verdicts.csv")
+    second = write_verdicts(v, tmp_path / "verdicts.csv")
+    assert first.name == "verdicts.csv" and second.name == "verdicts-1.csv"
+    back = results.read_table(second, "verdicts")
+    assert list(back["claim_id"]) == list(v["claim_id"])

@@ -1,0 +1,215 @@
+"""build_report on synthetic run directories written with the declared schemas."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orinprof import results
+from orinprof.errors import OrinprofError
+from orinprof.report import build_report
+
+PLANS = ("fp32", "int8-attn", "int8-all")
+
+
+def _keys(run_id: str, plan: str, seq: int) -> dict[str, object]:
+    return {
+        "run_id": run_id,
+        "model": "bert-tiny",
+        "backend": "onnxruntime",
+        "precision": plan,
+        "batch": 1,
+        "seq_len": seq,
+    }
+
+
+def make_run(root: Path, seqs=(64, 128), telemetry: bool = True, drop: tuple[str, ...] = ()) -> Path:
+    """One synthetic run directory: summary, layers, comparison (+ telemetry, verdicts, run.json)."""
+    run_id = results.new_run_id("bert-tiny", "onnxruntime")
+    run = results.create_run_dir(root, run_id)
+    rng = np.random.default_rng(0)
+    summary, layers, comparison = [], [], []
+    for seq in seqs:
+        base = {}
+        for plan in PLANS:
+            attn = 0.02 * seq * (0.6 if plan != "fp32" else 1.0)
+            ffn = 0.03 * seq * (0.6 if plan == "int8-all" else 1.0)
+            other = 0.01 * seq
+            e2e = attn + ffn + other
+            row = {c: np.nan for c in results.TABLES["summary"].names}
+            row.update(_keys(run_id, plan, seq))
+            row.update(
+                device="test-cpu",
+                device_kind="cpu",
+                iterations=50,
+                e2e_median_ms=e2e,
+                e2e_mean_ms=e2e,
+                e2e_p90_ms=e2e * 1.1,
+                e2e_p95_ms=e2e * 1.2,
+                e2e_p99_ms=e2e * 1.3,
+                e2e_std_ms=0.01,
+                e2e_cv=0.01,
+                e2e_median_ci_low_ms=e2e * 0.97,
+                e2e_median_ci_high_ms=e2e * 1.03,
+                attention_ms=attn,
+                ffn_ms=ffn,
+                norm_ms=0.0,
+                embedding_ms=0.0,
+                other_ms=other,
+                unattributed_ms=0.0,
+                attention_share=attn / e2e,
+                ffn_share=ffn / e2e,
+                layer_sum_ms=e2e,
+                layer_sum_over_e2e=1.0,
+                gemms_total=12,
+                gemms_int8_attention=0,
+                gemms_int8_ffn=0,
+                gemms_int8_other=0,
+                threads=2,
+                telemetry_source="host",
+                trust_flags="cpu_governor_not_performance" if plan == "fp32" else "",
+            )
+            summary.append(row)
+            base[plan] = (attn, ffn, e2e)
+            for i in range(20):
+                cls = ("attention", "ffn", "norm", "other")[i % 4]
+                layers.append(
+                    {
+                        **_keys(run_id, plan, seq),
+                        "layer": f"/encoder/layer.{i // 4}/{cls}/node_{i}",
+                        "op_type": "MatMul",
+                        "layer_class": cls,
+                        "block": i // 4,
+                        "onnx_nodes": f"node_{i}",
+                        "calls": 50,
+                        "median_ms": float(rng.uniform(0.01, 0.2)) * seq / 64,
+                        "mean_ms": 0.1,
+                        "share": 0.05,
+                        "class_split": np.nan,
+                        "status": "ok",
+                    }
+                )
+        for plan in PLANS[1:]:
+            a0, f0, e0 = base["fp32"]
+            a1, f1, e1 = base[plan]
+            row = {c: np.nan for c in results.TABLES["comparison"].names}
+            row.update(
+                run_id=run_id,
+                baseline_run_id=run_id,
+                model="bert-tiny",
+                backend="onnxruntime",
+                device="test-cpu",
+                batch=1,
+                seq_len=seq,
+                baseline="fp32",
+                precision=plan,
+                attention_reduction=1 - a1 / a0,
+                ffn_reduction=1 - f1 / f0,
+                other_reduction=0.0,
+                e2e_reduction=1 - e1 / e0,
+                attention_share_baseline=a0 / e0,
+                ffn_share_baseline=f0 / e0,
+                amdahl_e2e_reduction=1 - e1 / e0,
+                amdahl_gap=0.0,
+            )
+            comparison.append(row)
+    tables = {
+        "summary": pd.DataFrame(summary),
+        "layers": pd.DataFrame(layers),
+        "comparison": pd.DataFrame(comparison),
+    }
+    for name, df in tables.items():
+        df = df.drop(columns=[c for c in drop if c in df.columns])
+        df.to_csv(
+            run / results.TABLES[name].file, index=False
+        )  # bypass check(): tests feed damaged tables too
+    if telemetry:
+        t = np.arange(0, 10, 0.5)
+        rows = []
+        for ch, unit, val in (("power_total", "mW", 9000), ("gpu_freq", "MHz", 1300), ("temp_tj", "C", 50)):
+            rows += [
+                {
+                    "t_s": x,
+                    "source": "host",
+                    "channel": ch,
+                    "value": val + 10 * x,
+                    "unit": unit,
+                    "status": "ok",
+                }
+                for x in t
+            ]
+        pd.DataFrame(rows).to_csv(run / "telemetry.csv", index=False)
+    results.write_run_info(
+        results.RunInfo(
+            run_id,
+            "2026-01-01T00:00:00Z",
+            "orinprof profile bert-tiny",
+            {},
+            {"orinprof": "0.1"},
+            {"cpu": "test"},
+            {"device": "test-cpu", "nvpmodel": "n/a"},
+        ),
+        run,
+    )
+    return run
+
+
+def test_report_embeds_all_figures_and_no_external_urls(tmp_path):
+    run = make_run(tmp_path / "results")
+    rep = build_report([run], tmp_path / "out")
+    html = rep.html.read_text()
+    drawn = {f.key for f in rep.figures if f.png}
+    assert drawn == {"class_bars", "waterfall", "seq_sweep", "telemetry"}
+    assert html.count("data:image/png;base64,") == 4
+    assert not re.search(r"(src|href)=\"(https?:)?//", html), "the report must open offline"
+    assert "http://" not in html and "https://" not in html
+    for f in rep.figures:
+        assert (tmp_path / "out" / str(f.png)).stat().st_size > 1000
+    assert {p.name for p in rep.tables} >= {"summary.csv", "layers.csv", "comparison.csv", "telemetry.csv"}
+    assert "cpu_governor_not_performance" in html  # trust flags at the top
+    assert html.index("Trust flags") < html.index("data:image/png")
+
+
+def test_missing_columns_skip_the_plot_and_say_which(tmp_path, caplog):
+    run = make_run(tmp_path / "results", seqs=(64,), telemetry=False, drop=("median_ms",))
+    with caplog.at_level("INFO", logger="orinprof.report"):
+        rep = build_report([run], tmp_path / "out")
+    skipped = {f.key: f.note for f in rep.figures if f.png is None}
+    assert "median_ms" in skipped["waterfall"]
+    assert "sequence length" in skipped["seq_sweep"]
+    assert "telemetry" in skipped["telemetry"]
+    html = rep.html.read_text()
+    assert "layers lacks column(s) median_ms" in html
+    assert any("median_ms" in r.getMessage() for r in caplog.records)
+    assert html.count("data:image/png;base64,") == 1  # the class bars still drawn
+
+
+def test_refuses_non_empty_out_unless_forced(tmp_path):
+    run = make_run(tmp_path / "results", seqs=(64,), telemetry=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(OrinprofError, match="not empty"):
+        build_report([run], out)
+    assert (out / "keep.txt").read_text() == "mine"
+    rep = build_report([run], out, force=True)
+    assert rep.html.exists() and (out / "keep.txt").exists()
+
+
+def test_parent_directory_of_runs_is_accepted(tmp_path):
+    make_run(tmp_path / "results", seqs=(64,), telemetry=False)
+    make_run(tmp_path / "results", seqs=(128,), telemetry=False)
+    rep = build_report([tmp_path / "results"], tmp_path / "out")
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert sorted(summary["seq_len"].unique()) == [64, 128]
+    assert rep.html.exists()
+
+
+def test_not_a_run_directory(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OrinprofError, match=r"no summary\.csv"):
+        build_report([tmp_path / "empty"], tmp_path / "out")
