@@ -1,0 +1,169 @@
+"""W8A8 linear numerics and per-plan class selection (CPU; torch._int_mm has a CPU kernel)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from orinprof import models  # noqa: E402
+from orinprof.backends.torch.int8 import (  # noqa: E402
+    PLAN_CLASSES,
+    QMAX,
+    apply_w8a8,
+    linear_layers,
+    quantize_activation,
+    quantize_weight,
+    w8a8_linear_class,
+)
+from orinprof.errors import OrinprofError  # noqa: E402
+
+
+def _linear(k: int, n: int, seed: int = 0) -> torch.nn.Linear:
+    torch.manual_seed(seed)
+    lin = torch.nn.Linear(k, n)
+    with torch.no_grad():
+        lin.bias.normal_()
+    return lin
+
+
+def _error_bound(x: np.ndarray, w: np.ndarray, sx: np.ndarray, sw: np.ndarray) -> np.ndarray:
+    """Worst-case |int8 result − exact| per output element, from rounding alone: each operand is
+    off by at most half a step, so |x̂ŵ − xw| ≤ |x|·Δw/2 + |w|·Δx/2 + Δx·Δw/4 summed over K."""
+    ax, aw = np.abs(x), np.abs(w)  # (M, K), (N, K)
+    k = x.shape[1]
+    return (
+        ax.sum(1, keepdims=True) * sw[None, :] / 2
+        + sx * aw.sum(1)[None, :] / 2
+        + k * sx * sw[None, :] / 4
+    )
+
+
+@pytest.mark.parametrize("granularity", ["per_token", "per_tensor"])
+@pytest.mark.parametrize("cuda_shapes", [False, True])
+def test_w8a8_linear_matches_fp32_within_rounding(granularity, cuda_shapes):
+    # K = 60 and N = 30 are not multiples of 8 and M = 5 ≤ 16: cuda_shapes pads all three
+    lin = _linear(60, 30)
+    x = torch.randn(1, 5, 60, dtype=torch.float64).float()
+    q = w8a8_linear_class()(lin, granularity, cuda_shapes)
+    assert q.k_pad == (4 if cuda_shapes else 0)
+    with torch.no_grad():
+        got = q(x).double().numpy().reshape(5, 30)
+        exact = (x.double() @ lin.weight.double().T + lin.bias.double()).numpy().reshape(5, 30)
+    x2 = x.reshape(5, 60).double().numpy()
+    w = lin.weight.detach().double().numpy()
+    sw = np.abs(w).max(1) / QMAX
+    amax = np.abs(x2).max(1, keepdims=True) if granularity == "per_token" else np.abs(x2).max() * np.ones((5, 1))
+    bound = _error_bound(x2, w, amax / QMAX, sw)
+    err = np.abs(got - exact)
+    assert np.all(err <= bound * 1.001 + 1e-5), float((err - bound).max())
+    cos = (got * exact).sum() / np.linalg.norm(got) / np.linalg.norm(exact)
+    assert cos > 0.999
+
+
+def test_cosine_on_realistic_shapes():
+    # expected relative error ≈ step/√12 per operand with step ≈ 2·amax/255: ~1% → cosine ≈ 0.9999
+    lin = _linear(768, 3072, seed=1)
+    x = torch.randn(2, 64, 768)
+    q = w8a8_linear_class()(lin, "per_token", False)
+    with torch.no_grad():
+        a, b = q(x).flatten(), lin(x).flatten()
+    assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > 0.999
+
+
+def test_quantize_weight_uses_full_range_per_channel():
+    w = torch.randn(16, 32) * torch.logspace(-3, 1, 16)[:, None]
+    q, scale = quantize_weight(w)
+    assert q.dtype == torch.int8 and scale.shape == (16,)
+    assert torch.all(q.abs().amax(dim=1) == QMAX)
+    assert torch.allclose(q.float() * scale[:, None], w, atol=float(scale.max()) / 2 + 1e-7)
+
+
+def test_zero_activation_row_gives_bias_not_nan():
+    lin = _linear(32, 16)
+    x = torch.zeros(3, 32)
+    xq, sx = quantize_activation(x, "per_token")
+    assert torch.all(xq == 0) and torch.all(torch.isfinite(sx))
+    with torch.no_grad():
+        y = w8a8_linear_class()(lin, "per_token", False)(x)
+    assert torch.allclose(y, lin.bias.expand(3, -1))
+
+
+def test_half_keeps_fp32_scales():
+    q = w8a8_linear_class()(_linear(32, 16), "per_token", False).half()
+    assert q.weight_scale.dtype == torch.float32
+    assert q.bias.dtype == torch.float16
+    assert q.weight_int8.dtype == torch.int8
+
+
+# --------------------------------------------------------------------------- class selection
+
+# Linear layers per block and class, read off each family's architecture (BERT: Q, K, V, attention
+# output dense | intermediate, output; ViT: Q, K, V, out | fc1, fc2; GPT-2: fused c_attn, c_proj |
+# c_fc, c_proj; Llama: q, k, v, o | gate, up, down) and the LM heads outside the blocks.
+PER_BLOCK = {"bert": (4, 2), "vit": (4, 2), "gpt2": (2, 2), "llama": (4, 3)}
+HEADS = {"bert": 0, "vit": 0, "gpt2": 1, "llama": 1}
+
+
+@pytest.mark.parametrize("preset", ["bert-tiny", "vit-tiny", "gpt2-tiny", "llama-tiny"])
+@pytest.mark.parametrize("plan", list(PLAN_CLASSES))
+def test_plan_quantizes_exactly_its_class(preset, plan):
+    spec = models.get(preset)
+    model = models.build(spec)
+    before = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    report = apply_w8a8(model, spec.family, PLAN_CLASSES[plan])
+    w8a8 = w8a8_linear_class()
+    quantized = {n for n, m in model.named_modules() if isinstance(m, w8a8)}
+    still_linear = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert quantized | still_linear == before and not quantized & still_linear
+    assert quantized == {q.name for q in report.quantized}
+
+    layers = spec.config["num_layers"]
+    attn, ffn = PER_BLOCK[spec.family]
+    want = {"attention": attn * layers, "ffn": ffn * layers}
+    for cls in ("attention", "ffn"):
+        n = sum(1 for q in report.quantized if q.layer_class == cls)
+        assert n == (want[cls] if cls in PLAN_CLASSES[plan] else 0), cls
+    assert len(before) == want["attention"] + want["ffn"] + HEADS[spec.family]
+    assert all(not n.startswith("lm_head") for n in quantized)  # "other" is never quantized
+    for q in report.quantized:  # block index and class agree with the module path
+        assert f".{q.block}." in f".{q.name}"
+        if spec.family == "bert" and q.layer_class == "attention":
+            assert ".attention." in q.name
+        if spec.family == "bert" and q.layer_class == "ffn":
+            assert ".attention." not in q.name
+
+
+def test_int8_model_output_close_to_fp32():
+    spec = models.get("bert-tiny")
+    ids = torch.randint(0, 1000, (2, 32))
+    args = (ids, torch.ones_like(ids), torch.zeros_like(ids))
+    ref = models.build(spec)
+    model = models.build(spec)
+    apply_w8a8(model, spec.family, ("attention", "ffn"), granularity="per_tensor")
+    with torch.no_grad():
+        a, b = ref(*args).flatten(), model(*args).flatten()
+    assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > 0.999
+
+
+def test_bad_choices_are_one_line_errors():
+    spec = models.get("bert-tiny")
+    with pytest.raises(OrinprofError, match="unknown INT8 implementation 'cutlass'"):
+        apply_w8a8(models.build(spec), spec.family, ("ffn",), impl="cutlass")
+    with pytest.raises(OrinprofError, match="activation granularity"):
+        apply_w8a8(models.build(spec), spec.family, ("ffn",), granularity="per_block")
+    with pytest.raises(OrinprofError, match="family 'mamba'"):
+        linear_layers(models.build(spec), "mamba")
+
+
+def test_torchao_missing_is_a_clear_error():
+    try:
+        import torchao  # noqa: F401
+    except ImportError:
+        spec = models.get("bert-tiny")
+        with pytest.raises(OrinprofError, match="torchao is not installed") as info:
+            apply_w8a8(models.build(spec), spec.family, ("ffn",), impl="torchao")
+        assert "int_mm" in (info.value.hint or "")
+    else:
+        pytest.skip("torchao is installed")

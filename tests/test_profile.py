@@ -1,0 +1,191 @@
+"""The whole spine on the CPU: profile → run directory → comparison, and every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from orinprof import results
+from orinprof.backends.base import TimingConfig
+from orinprof.cli import app
+from orinprof.measure import ProfileConfig, parse_seq_lens, profile
+
+pytest.importorskip("onnxruntime")
+
+FAST = TimingConfig(warmup_iters=2, warmup_s=0.0, iterations=15, profile_iterations=4)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, models_dir):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("results")
+    cfg = ProfileConfig(
+        model="bert-tiny",
+        precisions=("fp32", "int8-attn", "int8-ffn", "int8-all"),
+        seq_lens=(16, 32),
+        timing=FAST,
+        calib_batches=2,
+        telemetry="none",
+        results_dir=out,
+        models_dir=models_dir,
+        threads=1,
+    )
+    return profile(cfg), out
+
+
+def test_run_directory_tables(run) -> None:  # type: ignore[no-untyped-def]
+    result, out = run
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert {"summary.csv", "layers.csv", "latencies.csv", "class_times.csv", "comparison.csv", "run.json"} <= files
+    for table in ("summary", "layers", "latencies", "class_times", "comparison"):
+        df = results.read_table(result.run_dir, table)
+        results.check(df, table)
+    summary = results.read_table(result.run_dir, "summary")
+    assert len(summary) == 8  # 2 shapes × 4 plans
+    assert set(summary["seq_len"]) == {16, 32}
+    lat = results.read_table(result.run_dir, "latencies")
+    assert (lat.groupby(["precision", "seq_len"]).size() == FAST.iterations).all()
+    # every statistic agrees with the kept latencies
+    for row in summary.itertuples():
+        sel = lat[(lat.precision == row.precision) & (lat.seq_len == row.seq_len)]["latency_ms"]
+        assert row.e2e_median_ms == pytest.approx(float(np.median(sel)), rel=1e-5)
+        assert row.e2e_median_ci_low_ms <= row.e2e_median_ms <= row.e2e_median_ci_high_ms
+        assert row.e2e_p90_ms <= row.e2e_p99_ms
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert info["schema_version"] == results.SCHEMA_VERSION and info["versions"]["onnxruntime"]
+
+
+def test_class_attribution_is_complete(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    summary = results.read_table(result.run_dir, "summary")
+    for row in summary.itertuples():
+        parts = row.attention_ms + row.ffn_ms + row.norm_ms + row.embedding_ms + row.other_ms
+        assert parts == pytest.approx(row.layer_sum_ms, rel=1e-6)
+        assert row.attention_ms > 0 and row.ffn_ms > 0
+    layers = results.read_table(result.run_dir, "layers")
+    assert {"attention", "ffn"} <= set(layers["layer_class"])
+    # INT8 plans report their quantized GEMMs per class
+    by_plan = summary.set_index(["precision", "seq_len"])
+    assert by_plan.loc[("int8-attn", 16), "gemms_int8_attention"] == 12
+    assert by_plan.loc[("int8-attn", 16), "gemms_int8_ffn"] == 0
+    assert by_plan.loc[("int8-ffn", 16), "gemms_int8_ffn"] == 4
+    assert (summary["fidelity_cosine"] > 0.99).all()
+
+
+def test_comparison_and_amdahl(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    comp = result.comparison
+    assert set(comp["precision"]) == {"int8-attn", "int8-ffn", "int8-all"}
+    assert set(comp["baseline"]) == {"fp32"}
+    for r in comp.itertuples():
+        for name in ("attention", "ffn", "e2e"):
+            lo, point, hi = (getattr(r, f"{name}_reduction_ci_low"), getattr(r, f"{name}_reduction"),
+                             getattr(r, f"{name}_reduction_ci_high"))
+            assert lo <= point <= hi
+        predicted = (
+            r.attention_share_baseline * r.attention_reduction
+            + r.ffn_share_baseline * r.ffn_reduction
+            + (1 - r.attention_share_baseline - r.ffn_share_baseline) * r.other_reduction
+        )
+        assert r.amdahl_e2e_reduction == pytest.approx(predicted)
+        assert r.amdahl_gap == pytest.approx(r.e2e_reduction - predicted)
+
+
+def test_runs_never_overwrite(run, models_dir) -> None:  # type: ignore[no-untyped-def]
+    result, out = run
+    before = (result.run_dir / "summary.csv").read_bytes()
+    cfg = ProfileConfig(model="bert-tiny", precisions=("fp32",), seq_lens=(16,), timing=FAST,
+                        telemetry="none", results_dir=out, models_dir=models_dir)
+    second = profile(cfg)
+    assert second.run_dir != result.run_dir
+    assert (result.run_dir / "summary.csv").read_bytes() == before
+
+
+def test_compare_command(run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = run
+    res = CliRunner().invoke(app, ["compare", str(result.run_dir)], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "int8-attn vs fp32" in res.output
+
+
+def test_seq_parsing() -> None:
+    assert parse_seq_lens("128,384") == (128, 384)
+    assert parse_seq_lens("64..512") == (64, 128, 256, 512)
+
+
+# --------------------------------------------------------------------------- bad input (CLI)
+
+
+def _cli(args: list[str], tmp_path) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    res = CliRunner().invoke(app, [*args, "--results-dir", str(tmp_path / "res"), "--models-dir", str(tmp_path / "m")])
+    return res.exit_code, res.output  # click ≥ 8.2 mixes stderr into output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["profile", "--model", "bert-huge"], "unknown model preset 'bert-huge' (choose one of: bert-base"),
+        (["profile", "--onnx", "nope.onnx"], "nope.onnx does not exist"),
+        (["profile", "--model", "bert-tiny", "--seq", "4096"], "beyond bert-tiny's maximum of 128"),
+        (["profile", "--model", "bert-tiny", "--precisions", "int4"], "unknown precision plan 'int4'"),
+        (["profile", "--model", "vit-tiny", "--seq", "20"], "is not (image/patch)² + 1"),
+        (["profile"], "give exactly one of --model PRESET or --onnx PATH"),
+    ],
+)
+def test_bad_input_one_line(args, message, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, output = _cli(args, tmp_path)
+    assert code == 1
+    lines = [ln for ln in output.strip().splitlines() if ln.startswith("orinprof: error:")]
+    assert len(lines) == 1 and message in lines[0], output
+    assert "Traceback" not in output
+    assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())
+
+
+def test_not_an_onnx_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x00\x01 this is not protobuf" * 10)
+    code, output = _cli(["profile", "--onnx", str(bad)], tmp_path)
+    assert code == 1 and "is not an ONNX model" in output and "Traceback" not in output
+
+
+def test_malformed_npz(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    npz = tmp_path / "inputs.npz"
+    np.savez(npz, input_ids=np.zeros((1, 5), dtype=np.int64))
+    code, output = _cli(["profile", "--model", "bert-tiny", "--seq", "16", "--inputs", str(npz)], tmp_path)
+    assert code == 1
+    assert "lacks inputs attention_mask, token_type_ids" in output
+
+
+def test_cnn_profiles_with_zero_attention(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 10))
+    path = tmp_path / "cnn.onnx"
+    torch.onnx.export(cnn.eval(), (torch.randn(1, 3, 16, 16),), str(path), opset_version=17, dynamo=False)
+    cfg = ProfileConfig(onnx=path, precisions=("fp32", "int8-all"), timing=FAST, telemetry="none",
+                        results_dir=tmp_path / "res", models_dir=tmp_path / "m", calib_batches=2)
+    with caplog.at_level("WARNING"):
+        result = profile(cfg)
+    assert "no attention" in caplog.text
+    summary = result.summary
+    assert (summary["attention_ms"] == 0).all() and (summary["attention_share"] == 0).all()
+    assert summary.loc[summary.precision == "int8-all", "gemms_int8_other"].item() == 1
+
+
+def test_user_onnx_with_npz(tiny_export, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    exported = tiny_export("bert-tiny", 16)
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "inputs.npz"
+    np.savez(
+        npz,
+        input_ids=rng.integers(0, 1000, (3, 1, 16)),
+        attention_mask=np.ones((3, 1, 16), dtype=np.int64),
+        token_type_ids=np.zeros((3, 1, 16), dtype=np.int64),
+    )
+    cfg = ProfileConfig(onnx=exported.path, precisions=("fp32", "int8-ffn"), timing=FAST, telemetry="none",
+                        inputs_npz=npz, results_dir=tmp_path / "res", models_dir=tmp_path / "m")
+    result = profile(cfg)
+    assert list(result.summary["model"].unique()) == [exported.path.stem]
+    assert isinstance(result.comparison, pd.DataFrame) and len(result.comparison) == 1
