@@ -90,7 +90,9 @@ def _emit(record: dict[str, Any]) -> None:
 
 def _runner(preset: str, precision: str, seq: int, cuda: bool, args: argparse.Namespace) -> TorchRunner:
     extra = {"preset": preset, "precision": precision, "batch": 1, "seq_len": seq}
-    opts = RunnerOptions(device="cuda" if cuda else "cpu", threads=None if cuda else args.threads, extra=extra)
+    opts = RunnerOptions(
+        device="cuda" if cuda else "cpu", threads=None if cuda else args.threads, extra=extra
+    )
     return TorchRunner(None, opts)
 
 
@@ -98,7 +100,7 @@ def _runner(preset: str, precision: str, seq: int, cuda: bool, args: argparse.Na
 
 
 def overhead(args: argparse.Namespace) -> dict[str, Any]:
-    device, cuda, label = _setup(args)
+    _device, cuda, label = _setup(args)
     preset, precision, seq = ("bert-base", "fp16", 128) if cuda else ("bert-tiny", "fp32", 32)
     iters = args.iterations or (300 if cuda else 50)
     spec = models.get(preset)
@@ -117,7 +119,10 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
                 _sync(cuda)
                 for _ in range(iters):
                     if cuda:
-                        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                        start, end = (
+                            torch.cuda.Event(enable_timing=True),
+                            torch.cuda.Event(enable_timing=True),
+                        )
                         start.record()
                         module(**inputs)
                         end.record()
@@ -134,7 +139,11 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
         ["loop", "median_ms", "p10_ms", "p90_ms"],
         [
             ["orinprof TorchRunner.time_e2e", m_ours, *np.percentile(ours, [10, 90]).tolist()],
-            ["bare CUDA-event loop" if cuda else "bare perf_counter loop", m_bare, *np.percentile(bare, [10, 90]).tolist()],
+            [
+                "bare CUDA-event loop" if cuda else "bare perf_counter loop",
+                m_bare,
+                *np.percentile(bare, [10, 90]).tolist(),
+            ],
         ],
     )
     verdict = "within 1%" if abs(diff) <= 0.01 else "MORE than 1% apart"
@@ -214,12 +223,17 @@ def roofline(args: argparse.Namespace) -> dict[str, Any]:
     spec = models.get(preset)
     feed = synthesize(spec.inputs(1, seq), np.random.default_rng(0))
     with _runner(preset, precision, seq, cuda, args) as runner:
-        lat = runner.time_e2e(feed, TimingConfig(warmup_iters=20, warmup_s=0.5, iterations=args.iterations or 200))
+        lat = runner.time_e2e(
+            feed, TimingConfig(warmup_iters=20, warmup_s=0.5, iterations=args.iterations or 200)
+        )
     e2e = float(np.median(lat))
     try:
         ops, source = _onnx_ops(preset, seq, elem), "orinprof.costs.node_costs on the exported ONNX"
     except Exception as err:  # no onnx/exporter on this machine: say so and count by hand
-        ops, source = _analytic_ops(dict(spec.config), 1, seq, elem), f"analytic count ({type(err).__name__}: {err})"
+        ops, source = (
+            _analytic_ops(dict(spec.config), 1, seq, elem),
+            f"analytic count ({type(err).__name__}: {err})",
+        )
     flops = sum(o[1] for o in ops)
     nbytes = sum(o[2] for o in ops)
     per_op_floor = sum(max(fl / rate, by / bw) for _, fl, by in ops) * 1e3
@@ -237,7 +251,10 @@ def roofline(args: argparse.Namespace) -> dict[str, Any]:
             ["measured e2e median ms", e2e, "TorchRunner.time_e2e, eager"],
         ],
     )
-    print(f"e2e / floor = {e2e / per_op_floor:.2f}× (per-op floor), {e2e / global_floor:.2f}× (whole-model floor)")
+    print(
+        f"e2e / floor = {e2e / per_op_floor:.2f}× (per-op floor), "
+        f"{e2e / global_floor:.2f}× (whole-model floor)"
+    )
     record = {
         "benchmark": "roofline",
         "device": label,
@@ -261,7 +278,9 @@ def roofline(args: argparse.Namespace) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- int8
 
 
-def _torchao_linear(k: int, n: int, device: torch.device, dtype: torch.dtype) -> Callable[[torch.Tensor], Any] | None:
+def _torchao_linear(
+    k: int, n: int, device: torch.device, dtype: torch.dtype
+) -> Callable[[torch.Tensor], Any] | None:
     try:
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
     except ImportError:
@@ -291,20 +310,39 @@ def int8(args: argparse.Namespace) -> dict[str, Any]:
             t_fp = time_ms(lambda x=x, w=w: torch.matmul(x, w.t()), cuda, reps, inner)
             t_mm = time_ms(lambda xq=xq, wq_t=wq_t: torch._int_mm(xq, wq_t), cuda, reps, inner)
             t_w8 = time_ms(
-                lambda x=x, wq_t=wq_t, ws=ws, n=n: int8_linear(x, wq_t, ws, None, "per_token", n), cuda, reps, inner
+                lambda x=x, wq_t=wq_t, ws=ws, n=n: int8_linear(x, wq_t, ws, None, "per_token", n),
+                cuda,
+                reps,
+                inner,
             )
             ao = _torchao_linear(k, n, device, dtype)
             have_torchao = ao is not None
             t_ao = time_ms(lambda x=x, ao=ao: ao(x), cuda, reps, inner) if ao is not None else float("nan")
             rows.append([f"{m}×{k}×{n}", t_fp, t_mm, t_w8, t_ao, t_fp / t_mm, t_fp / t_w8])
             out_rows.append(
-                {"m": m, "k": k, "n": n, "fp_matmul_ms": t_fp, "int_mm_ms": t_mm, "w8a8_ms": t_w8,
-                 "torchao_ms": None if np.isnan(t_ao) else t_ao}
+                {
+                    "m": m,
+                    "k": k,
+                    "n": n,
+                    "fp_matmul_ms": t_fp,
+                    "int_mm_ms": t_mm,
+                    "w8a8_ms": t_w8,
+                    "torchao_ms": None if np.isnan(t_ao) else t_ao,
+                }
             )
     fp_name = "fp16" if cuda else "fp32"
     _table(
-        f"INT8 GEMM paths ({label}; bert-base GEMM shapes{'' if cuda else ' ÷4, CPU smoke'}, M = seq, batch 1)",
-        ["M×K×N", f"{fp_name}_matmul_ms", "int_mm_ms", "w8a8_ms", "torchao_ms", f"{fp_name}/int_mm", f"{fp_name}/w8a8"],
+        f"INT8 GEMM paths ({label}; bert-base GEMM shapes{'' if cuda else ' ÷4, CPU smoke'}, "
+        "M = seq, batch 1)",
+        [
+            "M×K×N",
+            f"{fp_name}_matmul_ms",
+            "int_mm_ms",
+            "w8a8_ms",
+            "torchao_ms",
+            f"{fp_name}/int_mm",
+            f"{fp_name}/w8a8",
+        ],
         rows,
     )
     total = {key: sum(r[key] for r in out_rows) for key in ("fp_matmul_ms", "int_mm_ms", "w8a8_ms")}
@@ -342,7 +380,9 @@ def int8(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("which", choices=["overhead", "roofline", "int8", "all"])
     parser.add_argument("--device", choices=["auto", "cpu"], default="auto", help="auto = CUDA when present")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (CPU smoke runs only)")

@@ -56,7 +56,11 @@ def test_mixed_without_flops_splits_by_count_and_says_so() -> None:
 
 def test_opaque_regions_are_never_given_to_a_class() -> None:
     raw = _raw(
-        [(0, "{ForeignNode[a...b]}", "", 5.0), (0, "Reformatting CopyNode", "", 1.0), (0, "mystery", "zz", 1.0)],
+        [
+            (0, "{ForeignNode[a...b]}", "", 5.0),
+            (0, "Reformatting CopyNode", "", 1.0),
+            (0, "mystery", "zz", 1.0),
+        ],
         status=["fused-unattributed", "reformat", "ok"],
     )
     layers = attribute_layers(raw, CLASSES, None).set_index("layer")

@@ -16,25 +16,15 @@ HEADER = "#separator:tab\n#html:true\n#deck:D\n#notetype:Basic\n#columns:Front\t
 
 def test_repository_cards_match_the_seed_deck() -> None:
     seed = next((SHARED / "seed").glob("*.txt")).read_text()
-    rows = [
-        line[2:-2].split(" | ")
-        for line in seed.splitlines()
-        if line.startswith("| ") and "| Front |" not in line
-    ]
+    rows = [line[2:-2].split(" | ") for line in seed.splitlines() if line.startswith("| ") and "| Front |" not in line]
     deck = read_cards(REPO / "cards.tsv")
-    assert [(c.front, c.back) for c in deck.cards] == [
-        (html.escape(f, False), html.escape(b, False)) for f, b in rows
-    ]
+    assert [(c.front, c.back) for c in deck.cards] == [(html.escape(f, False), html.escape(b, False)) for f, b in rows]
     assert deck.deck_name == "Tokens to Embodied Minds · Ch 11"
     assert deck.headers["notetype"] == "Basic" and deck.html
 
 
 def test_bom_crlf_quotes_embedded_tab_newline_and_doubled_quotes() -> None:
-    text = (
-        "\ufeff"
-        + HEADER.replace("\n", "\r\n")
-        + 'a\t"x\ty"\r\n"multi\r\nline"\t"say ""hi"""\r\nb<br>\t&#9;c\r\n'
-    )
+    text = "\ufeff" + HEADER.replace("\n", "\r\n") + 'a\t"x\ty"\r\n"multi\r\nline"\t"say ""hi"""\r\nb<br>\t&#9;c\r\n'
     deck = parse_cards(text)
     assert [(c.front, c.back) for c in deck.cards] == [
         ("a", "x\ty"),

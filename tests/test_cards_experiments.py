@@ -60,9 +60,7 @@ def _run(name: str, latency: float, n: int = 50, seed: int = 0) -> TimedRun:
 def test_pruning_table_rows_and_layers_vs_heads() -> None:
     variants = default_variants(num_layers=6, num_heads=12, hidden=384, ffn=1536)
     kinds = {v.kind: v for v in variants}
-    assert kinds["heads"].params_removed_fraction == pytest.approx(
-        kinds["layers"].params_removed_fraction, abs=0.02
-    )
+    assert kinds["heads"].params_removed_fraction == pytest.approx(kinds["layers"].params_removed_fraction, abs=0.02)
     times = {"unstructured": 10.0, "heads+ffn": 6.0, "layers": 8.3, "heads": 9.5}
     timed = [(v, _run(v.name, times[v.kind], seed=i)) for i, v in enumerate(variants, 1)]
     table = pruning_table(_run("full", 10.0), timed).set_index("variant_kind")

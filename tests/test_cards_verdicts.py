@@ -74,9 +74,7 @@ def verdict_of(claims, row: dict[str, Any], claim_id: str = "c9-attention") -> p
     ],
 )
 def test_on_target_verdicts_follow_the_ci(claims, ci, expected, check) -> None:  # type: ignore[no-untyped-def]
-    row = comparison_row(
-        attention_reduction=0.40, attention_reduction_ci_low=ci[0], attention_reduction_ci_high=ci[1]
-    )
+    row = comparison_row(attention_reduction=0.40, attention_reduction_ci_low=ci[0], attention_reduction_ci_high=ci[1])
     v = verdict_of(claims, row)
     assert (v["verdict"], v["range_check"], bool(v["on_target"])) == (expected, check, True)
     assert v["run_ids"] == f"{row['run_id']};{row['baseline_run_id']}"
@@ -97,9 +95,7 @@ def test_on_target_verdicts_follow_the_ci(claims, ci, expected, check) -> None: 
     ],
 )
 def test_off_target_evidence_is_shown_but_never_passed_off(claims, over, why) -> None:  # type: ignore[no-untyped-def]
-    row = comparison_row(
-        attention_reduction=0.40, attention_reduction_ci_low=0.38, attention_reduction_ci_high=0.42
-    )
+    row = comparison_row(attention_reduction=0.40, attention_reduction_ci_low=0.38, attention_reduction_ci_high=0.42)
     row.update(over)
     v = verdict_of(claims, row)
     assert v["verdict"] == "measured-off-target"
@@ -120,9 +116,7 @@ def test_run_json_fingerprint_can_put_a_bare_gpu_name_on_target(claims, tmp_path
     )
     frame(row).to_csv(run / "comparison.csv", index=False)
     fingerprint = {"jetson_model": "NVIDIA Jetson Orin Nano Developer Kit"}
-    (run / "run.json").write_text(
-        json.dumps({"schema_version": "1.0", "run_id": run.name, "fingerprint": fingerprint})
-    )
+    (run / "run.json").write_text(json.dumps({"schema_version": "1.0", "run_id": run.name, "fingerprint": fingerprint}))
     v = validate(load_evidence([tmp_path]), claims)
     assert v[v["claim_id"] == "c9-attention"].iloc[0]["verdict"] == "measured-off-target"
     (run / "run.json").write_text(
@@ -204,12 +198,8 @@ def test_amdahl_numbers_from_the_claims(claims) -> None:  # type: ignore[no-unty
     claim = amdahl_claim_from(claims)
     assert claim.required_share == pytest.approx((0.25 / 0.40, 0.35 / 0.40))
     rows = frame(
-        comparison_row(
-            seq_len=128, attention_share_baseline=0.30, attention_reduction=0.38, e2e_reduction=0.10
-        ),
-        comparison_row(
-            seq_len=512, attention_share_baseline=0.70, attention_reduction=0.41, e2e_reduction=0.28
-        ),
+        comparison_row(seq_len=128, attention_share_baseline=0.30, attention_reduction=0.38, e2e_reduction=0.10),
+        comparison_row(seq_len=512, attention_share_baseline=0.70, attention_reduction=0.41, e2e_reduction=0.28),
         comparison_row(seq_len=512, precision="int8-all", attention_share_baseline=0.70, e2e_reduction=0.5),
     )
     a = amdahl_check(rows, claim)
@@ -284,9 +274,7 @@ def test_claims_must_cover_every_card_and_match_fronts(claims) -> None:  # type:
         "high": 0.3,
         "tolerance": "t",
     }
-    with pytest.raises(
-        OrinprofError, match=r"card\(s\) 1, 2, 3, 4, 5, 6, 7, 8, 10 of cards.tsv have neither"
-    ):
+    with pytest.raises(OrinprofError, match=r"card\(s\) 1, 2, 3, 4, 5, 6, 7, 8, 10 of cards.tsv have neither"):
         parse_claims({"claim": [claim]}, deck=deck)
     with pytest.raises(OrinprofError, match=re.escape("x.front_starts: card 9 of cards.tsv starts")):
         parse_claims({"claim": [{**claim, "front_starts": "What is QAT"}]}, deck=deck)

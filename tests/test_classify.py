@@ -102,7 +102,9 @@ def test_transformer_encoder_layer(tmp_path) -> None:  # type: ignore[no-untyped
 
 def test_no_attention_cnn(tmp_path) -> None:  # type: ignore[no-untyped-def]
     torch = pytest.importorskip("torch")
-    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 30 * 30, 10))
+    cnn = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 30 * 30, 10)
+    )
     path = tmp_path / "cnn.onnx"
     torch.onnx.export(cnn.eval(), (torch.randn(1, 3, 32, 32),), str(path), opset_version=17, dynamo=False)
     df = classify.classify(onnx.load(str(path)))

@@ -26,7 +26,11 @@ class _Wrap(torch.nn.Module):
         self.keys = keys
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        out = self.model(**dict(zip(self.keys, args)), use_cache=False) if "use_cache" in self.model.forward.__code__.co_varnames else self.model(**dict(zip(self.keys, args)))
+        out = (
+            self.model(**dict(zip(self.keys, args)), use_cache=False)
+            if "use_cache" in self.model.forward.__code__.co_varnames
+            else self.model(**dict(zip(self.keys, args)))
+        )
         return out.last_hidden_state if hasattr(out, "last_hidden_state") else out.logits
 
 
@@ -75,7 +79,9 @@ def _export(name: str, dynamo: bool, tmp_path) -> tuple[pd.DataFrame, set[str], 
     model, keys, roles, ffn = _models()[name]
     model.config._attn_implementation = "eager" if not dynamo else model.config._attn_implementation
     wrapped = _Wrap(model.eval(), keys)
-    args = tuple(torch.randint(1, 100, (1, 16)) if k == "input_ids" else torch.ones(1, 16, dtype=torch.long) for k in keys)
+    args = tuple(
+        torch.randint(1, 100, (1, 16)) if k == "input_ids" else torch.ones(1, 16, dtype=torch.long) for k in keys
+    )
     path = tmp_path / f"{name}-{'dynamo' if dynamo else 'ts'}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

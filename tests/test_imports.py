@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from conftest import REPO
 
 DEVICE_LIBS = ("torch", "onnxruntime", "tensorrt", "pynvml", "jtop", "pycuda", "cuda")
 #: modules whose purpose is to hold torch code: imported only from inside functions elsewhere
@@ -35,5 +35,15 @@ def test_cli_help_runs() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "orinprof", "--help"], capture_output=True, text=True, cwd=REPO, check=True
     )
-    for verb in ("profile", "compare", "layers", "doctor", "cards", "report", "ingest", "lint-qdq", "project"):
+    for verb in (
+        "profile",
+        "compare",
+        "layers",
+        "doctor",
+        "cards",
+        "report",
+        "ingest",
+        "lint-qdq",
+        "project",
+    ):
         assert verb in out.stdout, verb

@@ -36,9 +36,7 @@ def attention_model(seq: int = 16, hidden: int = 64, heads: int = 2, seed: int =
     const("scale", np.array(1.0 / np.sqrt(head), dtype=np.float32))
     for p in "qkv":
         nodes += [
-            oh.make_node(
-                "MatMul", ["x", weight(f"W{p}", (hidden, hidden))], [f"{p}_mm"], name=f"/attn/{p}/MatMul"
-            ),
+            oh.make_node("MatMul", ["x", weight(f"W{p}", (hidden, hidden))], [f"{p}_mm"], name=f"/attn/{p}/MatMul"),
             oh.make_node("Add", [f"{p}_mm", weight(f"b{p}", (hidden,))], [f"{p}_b"], name=f"/attn/{p}/Add"),
             oh.make_node("Reshape", [f"{p}_b", "shape4"], [f"{p}_r"], name=f"/attn/{p}/Reshape"),
             oh.make_node(
@@ -78,10 +76,7 @@ def quantize(model: onnx.ModelProto, tmp_dir, seq: int, hidden: int) -> onnx.Mod
     src, dst = tmp_dir / "fp32.onnx", tmp_dir / "int8.onnx"
     onnx.save(model, src)
     feeds = iter(
-        [
-            {"x": np.random.default_rng(i).standard_normal((1, seq, hidden)).astype(np.float32)}
-            for i in range(4)
-        ]
+        [{"x": np.random.default_rng(i).standard_normal((1, seq, hidden)).astype(np.float32)} for i in range(4)]
     )
 
     class Reader(ort_q.CalibrationDataReader):
@@ -183,9 +178,7 @@ def test_nonzero_zero_point_and_fp16_scale_are_flagged(quantized):
     df = lint_qdq(model)
     ok = status(df)
     assert ok["symmetric_int8"] is False and "probs_" in df.set_index("check").loc["symmetric_int8", "detail"]
-    assert (
-        ok["float32_scales"] is False and "FLOAT16" in df.set_index("check").loc["float32_scales", "detail"]
-    )
+    assert ok["float32_scales"] is False and "FLOAT16" in df.set_index("check").loc["float32_scales", "detail"]
 
 
 def test_int32_bias_dequantize_is_flagged(quantized):
@@ -200,11 +193,7 @@ def test_int32_bias_dequantize_is_flagged(quantized):
     insert_before(
         model,
         "/attn/q/Add",
-        [
-            oh.make_node(
-                "DequantizeLinear", ["bq_int32", "bq_scale", "bq_zp"], ["bq_dq"], name="bq_DequantizeLinear"
-            )
-        ],
+        [oh.make_node("DequantizeLinear", ["bq_int32", "bq_scale", "bq_zp"], ["bq_dq"], name="bq_DequantizeLinear")],
     )
     node(model, "/attn/q/Add").input[1] = "bq_dq"
     df = lint_qdq(model)
@@ -224,9 +213,7 @@ def test_qdq_on_gemm_output_is_flagged(quantized):
         model,
         "/attn/q/Add",
         [
-            oh.make_node(
-                "QuantizeLinear", ["q_mm", "qmm_scale", "qmm_zp"], ["q_mm_q"], name="q_mm_QuantizeLinear"
-            ),
+            oh.make_node("QuantizeLinear", ["q_mm", "qmm_scale", "qmm_zp"], ["q_mm_q"], name="q_mm_QuantizeLinear"),
             oh.make_node(
                 "DequantizeLinear",
                 ["q_mm_q", "qmm_scale", "qmm_zp"],

@@ -37,9 +37,16 @@ def run(tmp_path_factory, models_dir):  # type: ignore[no-untyped-def]
 
 
 def test_run_directory_tables(run) -> None:  # type: ignore[no-untyped-def]
-    result, out = run
+    result, _out = run
     files = {p.name for p in result.run_dir.iterdir()}
-    assert {"summary.csv", "layers.csv", "latencies.csv", "class_times.csv", "comparison.csv", "run.json"} <= files
+    assert {
+        "summary.csv",
+        "layers.csv",
+        "latencies.csv",
+        "class_times.csv",
+        "comparison.csv",
+        "run.json",
+    } <= files
     for table in ("summary", "layers", "latencies", "class_times", "comparison"):
         df = results.read_table(result.run_dir, table)
         results.check(df, table)
@@ -82,8 +89,11 @@ def test_comparison_and_amdahl(run) -> None:  # type: ignore[no-untyped-def]
     assert set(comp["baseline"]) == {"fp32"}
     for r in comp.itertuples():
         for name in ("attention", "ffn", "e2e"):
-            lo, point, hi = (getattr(r, f"{name}_reduction_ci_low"), getattr(r, f"{name}_reduction"),
-                             getattr(r, f"{name}_reduction_ci_high"))
+            lo, point, hi = (
+                getattr(r, f"{name}_reduction_ci_low"),
+                getattr(r, f"{name}_reduction"),
+                getattr(r, f"{name}_reduction_ci_high"),
+            )
             assert lo <= point <= hi
         predicted = (
             r.attention_share_baseline * r.attention_reduction
@@ -97,8 +107,15 @@ def test_comparison_and_amdahl(run) -> None:  # type: ignore[no-untyped-def]
 def test_runs_never_overwrite(run, models_dir) -> None:  # type: ignore[no-untyped-def]
     result, out = run
     before = (result.run_dir / "summary.csv").read_bytes()
-    cfg = ProfileConfig(model="bert-tiny", precisions=("fp32",), seq_lens=(16,), timing=FAST,
-                        telemetry="none", results_dir=out, models_dir=models_dir)
+    cfg = ProfileConfig(
+        model="bert-tiny",
+        precisions=("fp32",),
+        seq_lens=(16,),
+        timing=FAST,
+        telemetry="none",
+        results_dir=out,
+        models_dir=models_dir,
+    )
     second = profile(cfg)
     assert second.run_dir != result.run_dir
     assert (result.run_dir / "summary.csv").read_bytes() == before
@@ -161,11 +178,20 @@ def test_malformed_npz(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 def test_cnn_profiles_with_zero_attention(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     torch = pytest.importorskip("torch")
-    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 10))
+    cnn = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 10)
+    )
     path = tmp_path / "cnn.onnx"
     torch.onnx.export(cnn.eval(), (torch.randn(1, 3, 16, 16),), str(path), opset_version=17, dynamo=False)
-    cfg = ProfileConfig(onnx=path, precisions=("fp32", "int8-all"), timing=FAST, telemetry="none",
-                        results_dir=tmp_path / "res", models_dir=tmp_path / "m", calib_batches=2)
+    cfg = ProfileConfig(
+        onnx=path,
+        precisions=("fp32", "int8-all"),
+        timing=FAST,
+        telemetry="none",
+        results_dir=tmp_path / "res",
+        models_dir=tmp_path / "m",
+        calib_batches=2,
+    )
     with caplog.at_level("WARNING"):
         result = profile(cfg)
     assert "no attention" in caplog.text
@@ -184,8 +210,15 @@ def test_user_onnx_with_npz(tiny_export, tmp_path) -> None:  # type: ignore[no-u
         attention_mask=np.ones((3, 1, 16), dtype=np.int64),
         token_type_ids=np.zeros((3, 1, 16), dtype=np.int64),
     )
-    cfg = ProfileConfig(onnx=exported.path, precisions=("fp32", "int8-ffn"), timing=FAST, telemetry="none",
-                        inputs_npz=npz, results_dir=tmp_path / "res", models_dir=tmp_path / "m")
+    cfg = ProfileConfig(
+        onnx=exported.path,
+        precisions=("fp32", "int8-ffn"),
+        timing=FAST,
+        telemetry="none",
+        inputs_npz=npz,
+        results_dir=tmp_path / "res",
+        models_dir=tmp_path / "m",
+    )
     result = profile(cfg)
     assert list(result.summary["model"].unique()) == [exported.path.stem]
     assert isinstance(result.comparison, pd.DataFrame) and len(result.comparison) == 1

@@ -115,8 +115,7 @@ def _classes() -> pd.DataFrame:
         for n in attn
     ]
     rows += [
-        {"node": n, "op_type": ops[n], "layer_class": "ffn", "block": 0, "role": "x", "evidence": "stub"}
-        for n in ffn
+        {"node": n, "op_type": ops[n], "layer_class": "ffn", "block": 0, "role": "x", "evidence": "stub"} for n in ffn
     ]
     return pd.DataFrame(rows)
 
@@ -125,9 +124,7 @@ def _classes() -> pd.DataFrame:
 def test_projection_grows_with_sequence_length(device):
     prev = None
     for seq in (16, 64, 256, 1024):
-        s = P.summarize_projection(
-            P.project(_tiny_transformer(), device, seq_len=seq, batch=1, classes=_classes())
-        )
+        s = P.summarize_projection(P.project(_tiny_transformer(), device, seq_len=seq, batch=1, classes=_classes()))
         e2e = s.set_index("plan")["e2e_ms"]
         if prev is not None:
             assert (e2e.to_numpy() > prev).all()
@@ -135,9 +132,7 @@ def test_projection_grows_with_sequence_length(device):
 
 
 def test_int8_floor_never_above_fp16_for_gemms():
-    nodes = P.project(
-        _tiny_transformer(), "agx-orin-64gb", ["int8-all"], seq_len=128, batch=1, classes=_classes()
-    )
+    nodes = P.project(_tiny_transformer(), "agx-orin-64gb", ["int8-all"], seq_len=128, batch=1, classes=_classes())
     base = nodes[nodes["plan"] == "fp16"].set_index("node")
     int8 = nodes[nodes["plan"] == "int8-all"].set_index("node")
     gemms = base.index[base["kind"].isin(["gemm", "matmul"])]
@@ -152,9 +147,7 @@ def test_int8_floor_never_above_fp16_for_gemms():
 
 def test_floor_is_max_of_compute_and_memory_by_hand():
     # ffn_up at seq 128 (no fusion: Relu's input would be kept on chip): fp32 graph → fp16 bytes
-    nodes = P.project(
-        _tiny_transformer(), "agx-orin-64gb", [], seq_len=128, batch=1, classes=_classes(), fusion=False
-    )
+    nodes = P.project(_tiny_transformer(), "agx-orin-64gb", [], seq_len=128, batch=1, classes=_classes(), fusion=False)
     r = nodes.set_index("node").loc["ffn_up"]
     dev = P.get_device("agx-orin-64gb")
     flops = 2 * 128 * 256 * 64
@@ -165,9 +158,7 @@ def test_floor_is_max_of_compute_and_memory_by_hand():
 
 def test_attention_plan_only_changes_attention():
     s = P.summarize_projection(
-        P.project(
-            _tiny_transformer(), "agx-orin-64gb", ["int8-attn"], seq_len=256, batch=1, classes=_classes()
-        )
+        P.project(_tiny_transformer(), "agx-orin-64gb", ["int8-attn"], seq_len=256, batch=1, classes=_classes())
     ).set_index("plan")
     assert s.loc["int8-attn", "attention_reduction"] > 0
     assert s.loc["int8-attn", "ffn_reduction"] == pytest.approx(0.0)

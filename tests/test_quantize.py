@@ -29,10 +29,13 @@ def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
 
 
 def test_counts_per_class(bert) -> None:  # type: ignore[no-untyped-def]
-    exported, classes, plans = bert
+    _exported, _classes, plans = bert
     # bert-tiny, 2 blocks: attention = q,k,v,out + bmm1,bmm2 = 6 per block; FFN = 2 per block
     assert plans["int8-attn"].gemm_counts == {
-        "gemms_total": 16, "gemms_int8_attention": 12, "gemms_int8_ffn": 0, "gemms_int8_other": 0
+        "gemms_total": 16,
+        "gemms_int8_attention": 12,
+        "gemms_int8_ffn": 0,
+        "gemms_int8_other": 0,
     }
     assert plans["int8-ffn"].gemm_counts["gemms_int8_ffn"] == 4
     assert plans["int8-ffn"].gemm_counts["gemms_int8_attention"] == 0
@@ -41,7 +44,7 @@ def test_counts_per_class(bert) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_trt_safe_qdq(bert) -> None:  # type: ignore[no-untyped-def]
-    _, classes, plans = bert
+    _, _classes, plans = bert
     model = onnx.load(str(plans["int8-all"].path))
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     producers = _producers(model)
@@ -83,12 +86,12 @@ def test_int8_attn_quantizes_the_attention_core(bert) -> None:  # type: ignore[n
         assert all(producers[t].op_type == "DequantizeLinear" for t in n.input[:2])
     # the Softmax output is quantized on its way into BMM2
     for sm in (n for n in model.graph.node if n.op_type == "Softmax"):
-        assert any(
-            c.op_type == "QuantizeLinear" for c in model.graph.node if sm.output[0] in c.input
-        )
+        assert any(c.op_type == "QuantizeLinear" for c in model.graph.node if sm.output[0] in c.input)
     # FFN GEMMs stay float
     ffn = [n for n in model.graph.node if role.get(n.name) in ("ffn_up", "ffn_down") and n.op_type == "MatMul"]
-    assert ffn and all(producers.get(t) is None or producers[t].op_type != "DequantizeLinear" for n in ffn for t in n.input)
+    assert ffn and all(
+        producers.get(t) is None or producers[t].op_type != "DequantizeLinear" for n in ffn for t in n.input
+    )
 
 
 def test_fp16_keeps_io_and_sensitive_ops(bert) -> None:  # type: ignore[no-untyped-def]
@@ -109,7 +112,9 @@ def test_plans_run_and_keep_fidelity(bert) -> None:  # type: ignore[no-untyped-d
     ref = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     for name, planned in plans.items():
         out = ort.InferenceSession(str(planned.path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
-        cos = float(np.dot(out.ravel().astype(float), ref.ravel()) / np.linalg.norm(out.astype(float)) / np.linalg.norm(ref))
+        cos = float(
+            np.dot(out.ravel().astype(float), ref.ravel()) / np.linalg.norm(out.astype(float)) / np.linalg.norm(ref)
+        )
         assert cos > 0.99, (name, cos)
 
 

@@ -124,9 +124,7 @@ def make_run(root: Path, seqs=(64, 128), telemetry: bool = True, drop: tuple[str
     }
     for name, df in tables.items():
         df = df.drop(columns=[c for c in drop if c in df.columns])
-        df.to_csv(
-            run / results.TABLES[name].file, index=False
-        )  # bypass check(): tests feed damaged tables too
+        df.to_csv(run / results.TABLES[name].file, index=False)  # bypass check(): tests feed damaged tables too
     if telemetry:
         t = np.arange(0, 10, 0.5)
         rows = []

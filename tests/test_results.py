@@ -3,9 +3,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from orinprof import results
 from orinprof.errors import OrinprofError
-from tests.conftest import REPO
 
 
 def test_schema_doc_is_current() -> None:
@@ -38,5 +38,5 @@ def test_read_table_refuses_other_schema_versions(tmp_path) -> None:  # type: ig
     run.mkdir()
     (run / "run.json").write_text('{"schema_version": "9.0"}')
     pd.DataFrame({c: [1] for c in results.TABLES["latencies"].names}).to_csv(run / "latencies.csv", index=False)
-    with pytest.raises(OrinprofError, match="schema 9.0"):
+    with pytest.raises(OrinprofError, match=r"schema 9\.0"):
         results.read_table(run, "latencies")

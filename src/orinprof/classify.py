@@ -69,13 +69,9 @@ ACTIVATIONS = {
     "QuickGelu",
 }
 FFN_PATH_OPS = ACTIVATIONS | {"Add", "Mul", "Div", "Pow", "Sub", "Cast", "Identity", "Clip", *QDQ_OPS}
-_BLOCK_RE = re.compile(
-    r"(?:^|[/._])(?:layers?|h|blocks?|block|encoder_layer|decoder_layer)[._/]?(\d+)(?:[/._]|$)"
-)
+_BLOCK_RE = re.compile(r"(?:^|[/._])(?:layers?|h|blocks?|block|encoder_layer|decoder_layer)[._/]?(\d+)(?:[/._]|$)")
 _NAME_ATTN = re.compile(r"(attention|attn|self_attn|mha)", re.I)
-_NAME_FFN = re.compile(
-    r"(mlp|ffn|feed_forward|intermediate|/output/dense|linear[12]|fc[12]|c_fc|wi|wo\b)", re.I
-)
+_NAME_FFN = re.compile(r"(mlp|ffn|feed_forward|intermediate|/output/dense|linear[12]|fc[12]|c_fc|wi|wo\b)", re.I)
 
 MAX_WALK = 64  # nodes visited per walk: bounds the cost on huge graphs
 
@@ -111,9 +107,7 @@ class Graph:
         for n in self.nodes:
             inputs = [t for t in n.input if t]
             is_const = n.op_type == "Constant" or (
-                bool(inputs)
-                and all(self.const.get(t, False) for t in inputs)
-                and n.op_type != "RandomNormalLike"
+                bool(inputs) and all(self.const.get(t, False) for t in inputs) and n.op_type != "RandomNormalLike"
             )
             for o in n.output:
                 self.const[o] = is_const
@@ -251,9 +245,7 @@ class _Classifier:
                 hits, path = self._walk_up_to(
                     starts_i,
                     g.is_weighted_gemm,
-                    lambda i: (
-                        g.nodes[i].op_type in NORM_OPS or g.nodes[i].op_type == "Softmax" or g.is_act_gemm(i)
-                    ),
+                    lambda i: g.nodes[i].op_type in NORM_OPS or g.nodes[i].op_type == "Softmax" or g.is_act_gemm(i),
                 )
                 for h in hits[:1]:
                     found.setdefault(h, set()).add(role)
@@ -316,7 +308,7 @@ class _Classifier:
     # ------------------------------------------------------------------ FFN
     def find_ffn(self) -> None:
         g = self.g
-        for a, n in enumerate(g.nodes):
+        for a, _n in enumerate(g.nodes):
             if not g.is_weighted_gemm(a) or self._is_class(a, "attention"):
                 continue
             # walk down through bias/activation/gating ops to the next weighted GEMM
@@ -330,8 +322,7 @@ class _Classifier:
                 op = g.nodes[i].op_type
                 if g.is_weighted_gemm(i):
                     has_act = any(
-                        g.nodes[p].op_type in ACTIVATIONS
-                        or (g.nodes[p].op_type == "Mul" and len(g.act_inputs(p)) == 2)
+                        g.nodes[p].op_type in ACTIVATIONS or (g.nodes[p].op_type == "Mul" and len(g.act_inputs(p)) == 2)
                         for p in path
                     )
                     if has_act and not self._is_class(i, "attention"):
@@ -345,7 +336,6 @@ class _Classifier:
                     queue.append((d, (*path, i)))
 
     def _mark_ffn(self, up: int, down: int, path: tuple[int, ...]) -> None:
-        g = self.g
         current = self.tags.get(up)
         role = "ffn_up"
         if current is not None and current.layer_class == "ffn" and current.role == "ffn_down":
@@ -449,9 +439,9 @@ class _Classifier:
         g = self.g
         seeds = []
         for i, n in enumerate(g.nodes):
-            if n.op_type == "Gather" and n.input and g.is_const(n.input[0]) and not g.is_const(n.input[1]):
-                seeds.append(i)
-            elif n.op_type == "Conv" and any(t in g.graph_inputs for t in n.input):
+            table_lookup = n.op_type == "Gather" and g.is_const(n.input[0]) and not g.is_const(n.input[1])
+            patch_embed = n.op_type == "Conv" and any(t in g.graph_inputs for t in n.input)
+            if table_lookup or patch_embed:
                 seeds.append(i)
         for i in seeds:
             self.tag(i, "embedding", "embedding")
@@ -511,8 +501,7 @@ class _Classifier:
             for d in g.downstream(i):
                 t = self.tags.get(d)
                 if t is not None:
-                    role = t.role if g.nodes[d].op_type in GEMM_OPS else t.role
-                    self.tags[i] = _Tag(t.layer_class, role, t.evidence)
+                    self.tags[i] = _Tag(t.layer_class, t.role, t.evidence)
                     break
 
     def name_fallback(self) -> None:
@@ -528,7 +517,7 @@ class _Classifier:
     def assign_blocks(self) -> dict[int, int | None]:
         g = self.g
         by_name = {i: block_from_name(n) for i, n in enumerate(g.nodes)}
-        softmax_order = sorted(b["softmax"] for b in self.attention_blocks)  # type: ignore[type-var]
+        softmax_order: list[int] = sorted(int(b["softmax"]) for b in self.attention_blocks)  # type: ignore[call-overload]
         blocks: dict[int, int | None] = {}
 
         def structural(i: int) -> int | None:
@@ -550,9 +539,7 @@ class _Classifier:
                 # projections come before their softmax: use the next softmax at or after them
                 later = [k for k, s in enumerate(softmax_order) if s >= i]
                 blocks[i] = (
-                    later[0]
-                    if later and tag.role in ("q_proj", "k_proj", "v_proj", "qkv_proj")
-                    else structural(i)
+                    later[0] if later and tag.role in ("q_proj", "k_proj", "v_proj", "qkv_proj") else structural(i)
                 )
             elif tag.layer_class in ("ffn", "norm") and softmax_order:
                 blocks[i] = structural(i)

@@ -30,7 +30,9 @@ def _series(frame: pd.DataFrame, run_id: str, precision: str, seq_len: int, colu
     return sel[column].to_numpy(dtype=float)
 
 
-def _class_series(class_times: pd.DataFrame, run_id: str, precision: str, seq_len: int, classes: tuple[str, ...]) -> np.ndarray:
+def _class_series(
+    class_times: pd.DataFrame, run_id: str, precision: str, seq_len: int, classes: tuple[str, ...]
+) -> np.ndarray:
     sel = class_times[
         (class_times["run_id"] == run_id)
         & (class_times["precision"] == precision)
@@ -63,7 +65,9 @@ def compare(
         if base_rows.empty:
             if len(grp) > 1:
                 log.warning(
-                    "no %s baseline for %s; include it in --precisions to get reductions", base_name, dict(zip(GROUP_KEYS, group))
+                    "no %s baseline for %s; include it in --precisions to get reductions",
+                    base_name,
+                    dict(zip(GROUP_KEYS, group)),
                 )
             continue
         base = base_rows.iloc[-1]
@@ -84,7 +88,9 @@ def compare(
             c_lat = _series(latencies, cand["run_id"], cand["precision"], seq, "latency_ms")
             red: dict[str, tuple[float, float, float]] = {}
             for cls, classes in (("attention", ("attention",)), ("ffn", ("ffn",)), ("other", OTHER_CLASSES)):
-                red[cls] = _reduction(b_cls[cls], _class_series(class_times, cand["run_id"], cand["precision"], seq, classes))
+                red[cls] = _reduction(
+                    b_cls[cls], _class_series(class_times, cand["run_id"], cand["precision"], seq, classes)
+                )
             e2e = _reduction(b_lat, c_lat)
             terms = [shares[c] * red[c][0] for c in ("attention", "ffn", "other")]
             amdahl = float(np.nansum(terms)) if any(np.isfinite(t) for t in terms) else float("nan")

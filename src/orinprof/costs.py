@@ -323,9 +323,7 @@ def _fold_small_constants(model: onnx.ModelProto, rounds: int = 8) -> onnx.Model
         nxt.CopyFrom(current)
         drop = set(folded)
         keep = [n for i, n in enumerate(nxt.graph.node) if i not in drop]
-        new_inits = [
-            numpy_helper.from_array(values[o], o) for i in folded for o in current.graph.node[i].output if o
-        ]
+        new_inits = [numpy_helper.from_array(values[o], o) for i in folded for o in current.graph.node[i].output if o]
         del nxt.graph.node[:]
         nxt.graph.node.extend(keep)
         nxt.graph.initializer.extend(new_inits)
@@ -586,9 +584,7 @@ def node_costs(
         if op == "Gather" and ins and ins[0] in const:
             weight = sum(info.nbytes for info in out_infos if info is not None)  # rows read, not the table
         else:
-            weight = sum(
-                const_bytes(i) for i in ins if i in const and producer.get(i, node).op_type != "Shape"
-            )
+            weight = sum(const_bytes(i) for i in ins if i in const and producer.get(i, node).op_type != "Shape")
         row.update(
             flops=flops,
             weight_bytes=float(weight),

@@ -94,9 +94,7 @@ def export_preset(
     seq_len = seq_len or spec.default_seq
     inputs = tuple(spec.inputs(batch, seq_len))
     if not 9 <= opset <= 21:
-        raise OrinprofError(
-            f"opset {opset} is outside 9..21", "TensorRT 8.x parsers need ≤ 17; use --opset 17"
-        )
+        raise OrinprofError(f"opset {opset} is outside 9..21", "TensorRT 8.x parsers need ≤ 17; use --opset 17")
     safe = spec.name.replace("[", "_").replace("]", "").replace(",", "_").replace("=", "")
     path = Path(models_dir) / safe / f"b{batch}_s{seq_len}_op{opset}_seed{seed}.onnx"
     meta_path = path.with_suffix(".json")
@@ -159,9 +157,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path))
     except Exception as err:  # protobuf raises DecodeError and friends
-        raise OrinprofError(
-            f"{path} is not an ONNX model ({type(err).__name__})", "pass a .onnx file"
-        ) from err
+        raise OrinprofError(f"{path} is not an ONNX model ({type(err).__name__})", "pass a .onnx file") from err
     if not model.graph.node:
         raise OrinprofError(f"{path} is not an ONNX model (no graph nodes)", "pass a .onnx file")
     return model
@@ -197,9 +193,7 @@ def _embedding_bounds(model: onnx.ModelProto) -> dict[str, int]:
     return bounds
 
 
-def onnx_inputs(
-    model: onnx.ModelProto, batch: int | None = None, seq_len: int | None = None
-) -> list[InputSpec]:
+def onnx_inputs(model: onnx.ModelProto, batch: int | None = None, seq_len: int | None = None) -> list[InputSpec]:
     """Input specs synthesised from the graph: shapes, dtypes, token bounds, mask/type kinds."""
     inits = {i.name for i in model.graph.initializer}
     bounds = _embedding_bounds(model)
@@ -252,9 +246,7 @@ def from_onnx(path: Path, batch: int | None = None, seq_len: int | None = None) 
 # ----------------------------------------------------------------------------- inputs
 
 
-def synthesize(
-    inputs: tuple[InputSpec, ...] | list[InputSpec], rng: np.random.Generator
-) -> dict[str, np.ndarray]:
+def synthesize(inputs: tuple[InputSpec, ...] | list[InputSpec], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Realistic values: token ids inside the vocabulary, all-ones masks, zero token types,
     unit-variance pixels."""
     feed: dict[str, np.ndarray] = {}
@@ -281,15 +273,11 @@ def load_npz(path: Path, inputs: tuple[InputSpec, ...] | list[InputSpec]) -> lis
     try:
         data = dict(np.load(path, allow_pickle=False))
     except Exception as err:
-        raise OrinprofError(
-            f"{path} is not a readable .npz file ({type(err).__name__})", "save with np.savez"
-        ) from err
+        raise OrinprofError(f"{path} is not a readable .npz file ({type(err).__name__})", "save with np.savez") from err
     names = [i.name for i in inputs]
     missing = [n for n in names if n not in data]
     if missing:
-        raise OrinprofError(
-            f"{path} lacks inputs {', '.join(missing)}", f"the model's inputs are: {', '.join(names)}"
-        )
+        raise OrinprofError(f"{path} lacks inputs {', '.join(missing)}", f"the model's inputs are: {', '.join(names)}")
     samples: list[dict[str, np.ndarray]] = []
     counts = set()
     for spec in inputs:

@@ -173,9 +173,7 @@ def _load(model: onnx.ModelProto | Path | str) -> onnx.ModelProto:
     try:
         loaded = onnx.load(str(path))
     except Exception as err:  # protobuf raises DecodeError and friends
-        raise OrinprofError(
-            f"{path} is not an ONNX model ({type(err).__name__})", "pass a .onnx file"
-        ) from err
+        raise OrinprofError(f"{path} is not an ONNX model ({type(err).__name__})", "pass a .onnx file") from err
     if not loaded.graph.node:
         raise OrinprofError(f"{path} is not an ONNX model (no graph nodes)", "pass a .onnx file")
     return loaded
@@ -230,9 +228,7 @@ def lint_qdq(model: onnx.ModelProto | Path | str, classes: pd.DataFrame | None =
 
 def block_verdicts(lint: pd.DataFrame) -> pd.DataFrame:
     """One row per attention core: block, core, verdict, reason."""
-    return lint.drop_duplicates(["block", "core"])[["block", "core", "verdict", "reason"]].reset_index(
-        drop=True
-    )
+    return lint.drop_duplicates(["block", "core"])[["block", "core", "verdict", "reason"]].reset_index(drop=True)
 
 
 def _attention_cores(
@@ -245,16 +241,10 @@ def _attention_cores(
     ``block`` only labels the rows."""
     known = classes[classes["node"].isin(graph.by_name)]
     role = dict(zip(known["node"], known["role"], strict=True))
-    block_of = {
-        n: (None if pd.isna(b) else int(b)) for n, b in zip(known["node"], known["block"], strict=True)
-    }
+    block_of = {n: (None if pd.isna(b) else int(b)) for n, b in zip(known["node"], known["block"], strict=True)}
     order = {n.name: i for i, n in enumerate(graph.nodes)}
     softmaxes = sorted(
-        (
-            graph.by_name[n]
-            for n, r in role.items()
-            if r == "softmax" and graph.by_name[n].op_type == "Softmax"
-        ),
+        (graph.by_name[n] for n, r in role.items() if r == "softmax" and graph.by_name[n].op_type == "Softmax"),
         key=lambda n: order[n.name],
     )
     cores = []
@@ -265,9 +255,7 @@ def _attention_cores(
         if bmm1 is None or bmm2 is None:
             log.warning("Softmax %r has no MatMul before and after it; skipped", softmax.name)
             continue
-        block = next(
-            (block_of.get(n.name) for n in (softmax, bmm2, bmm1) if block_of.get(n.name) is not None), None
-        )
+        block = next((block_of.get(n.name) for n in (softmax, bmm2, bmm1) if block_of.get(n.name) is not None), None)
         cores.append((block, per_block[block], (bmm1, softmax, bmm2), _neighbourhood(graph, bmm1, bmm2)))
         per_block[block] += 1
     return cores
@@ -370,9 +358,7 @@ def _check_core(
 
     # parameters of every Q/DQ around this core (projections included): the parser rejects any bad one
     qdq_nodes = [n for t in (*traces1, *traces2) for n in t.qdq] + [
-        graph.by_name[m]
-        for m in sorted(members)
-        if graph.by_name[m].op_type in ("QuantizeLinear", "DequantizeLinear")
+        graph.by_name[m] for m in sorted(members) if graph.by_name[m].op_type in ("QuantizeLinear", "DequantizeLinear")
     ]
     checks.extend(_qdq_parameter_checks(graph, qdq_nodes))
     checks.append(_int32_bias_check(graph, members))

@@ -175,7 +175,10 @@ def _runner_options(cfg: ProfileConfig, plan: str, seq_len: int, spec: models.Mo
         **cfg.extra,
     }
     return RunnerOptions(
-        device=cfg.device, threads=cfg.threads, cuda_graph=cfg.cuda_graph, extra={k: v for k, v in extra.items()}
+        device=cfg.device,
+        threads=cfg.threads,
+        cuda_graph=cfg.cuda_graph,
+        extra={k: v for k, v in extra.items()},
     )
 
 
@@ -226,9 +229,7 @@ def profile(cfg: ProfileConfig, reporter: Reporter | None = None) -> ProfileResu
             shutil.rmtree(run_dir, ignore_errors=True)  # an empty run directory helps nobody
         raise
     summary = results.read_table(run_dir, "summary")
-    comparison = compare(
-        summary, results.read_table(run_dir, "class_times"), results.read_table(run_dir, "latencies")
-    )
+    comparison = compare(summary, results.read_table(run_dir, "class_times"), results.read_table(run_dir, "latencies"))
     if len(comparison):
         results.write_table(comparison, run_dir, "comparison")
     if failures:
@@ -280,7 +281,11 @@ _REFERENCE_CACHE: dict[tuple[Any, ...], list[np.ndarray]] = {}
 
 
 def _reference_outputs(
-    cfg: ProfileConfig, exported: export.ExportedModel | None, spec: models.ModelSpec | None, seq: int, held: list
+    cfg: ProfileConfig,
+    exported: export.ExportedModel | None,
+    spec: models.ModelSpec | None,
+    seq: int,
+    held: list,
 ) -> list[np.ndarray] | None:
     """fp32 outputs on the held-out inputs: ONNX Runtime on CPU for ONNX backends, the torch
     module in fp32 for the torch backend.  ``None`` when no reference runner is available."""
@@ -313,7 +318,11 @@ def _profile_one(
     reporter: Reporter,
     label: str,
 ) -> dict[str, Any]:
-    keys = {"run_id": run_id, "model": spec.name if spec else Path(cfg.onnx or "").stem, "backend": cfg.backend}
+    keys: dict[str, Any] = {
+        "run_id": run_id,
+        "model": spec.name if spec else Path(cfg.onnx or "").stem,
+        "backend": cfg.backend,
+    }
     exported: export.ExportedModel | None = None
     classes: pd.DataFrame | None = None
     gemm_counts: dict[str, int] = {}
@@ -409,7 +418,9 @@ def _profile_one(
     # write this plan's rows now: an interruption later keeps them
     results.append_table(pd.DataFrame([row]), run_dir, "summary")
     results.append_table(
-        pd.DataFrame({**keys, "iteration": np.arange(len(latencies)), "latency_ms": latencies}), run_dir, "latencies"
+        pd.DataFrame({**keys, "iteration": np.arange(len(latencies)), "latency_ms": latencies}),
+        run_dir,
+        "latencies",
     )
     layer_rows = layers.assign(**keys)
     results.append_table(layer_rows, run_dir, "layers")

@@ -65,8 +65,7 @@ MLPERF_BERT_P90_MS = (5.622, 7.634)
 #: The same rounds' SingleStream p50 (v2.0 6.08, v2.1 5.234, v3.0 4.071, v3.1 4.212 ms).
 MLPERF_BERT_P50_MS = (4.071, 6.08)
 MLPERF_BERT_SOURCE = (
-    "MLPerf Inference v2.0–v3.1 closed/NVIDIA Orin_TRT bert-99 SingleStream p90 5.622–7.634 ms "
-    "(jetson_anchors.md §6.1)"
+    "MLPerf Inference v2.0–v3.1 closed/NVIDIA Orin_TRT bert-99 SingleStream p90 5.622–7.634 ms (jetson_anchors.md §6.1)"
 )
 
 _PEAK_KEYS = {"fp32": "fp32_tflops", "fp16": "fp16_tflops", "int8": "int8_tops"}
@@ -173,9 +172,7 @@ def _cpu_id() -> str:
     return f"{platform.node()}|{model}|{os.cpu_count()}"
 
 
-def calibrate_cpu(
-    cache_dir: Path | None = Path("results") / "calibration", force: bool = False
-) -> dict[str, Any]:
+def calibrate_cpu(cache_dir: Path | None = Path("results") / "calibration", force: bool = False) -> dict[str, Any]:
     """Measure this CPU: FP32 GEMM rate (numpy BLAS, 1024³ and 2048³, best of several) and a large
     copy's bandwidth (numpy, 256 MiB, read + write counted).  Cached per host/CPU in ``cache_dir``.
 
@@ -234,9 +231,7 @@ def calibrate_cpu(
     return measured
 
 
-def _calibrated_cpu(
-    name: str, entry: Mapping[str, Any], mode: str, results_dir: Path | None, force: bool
-) -> Device:
+def _calibrated_cpu(name: str, entry: Mapping[str, Any], mode: str, results_dir: Path | None, force: bool) -> Device:
     cal = calibrate_cpu(None if results_dir is None else Path(results_dir) / "calibration", force=force)
     fp32 = float(cal["fp32_gemm_flops"]) / 1e12
     notes = []
@@ -269,9 +264,7 @@ def _load(model: onnx.ModelProto | Path | str) -> tuple[onnx.ModelProto, str]:
         # weights are not needed: costs read initializer dims only
         return onnx.load(str(path), load_external_data=False), path.stem
     except Exception as err:  # protobuf's DecodeError and friends
-        raise OrinprofError(
-            f"{path} is not an ONNX model ({type(err).__name__})", "pass a .onnx file"
-        ) from err
+        raise OrinprofError(f"{path} is not an ONNX model ({type(err).__name__})", "pass a .onnx file") from err
 
 
 def _graph_float_size(model: onnx.ModelProto) -> int:
@@ -403,9 +396,7 @@ def summarize_projection(nodes: pd.DataFrame) -> pd.DataFrame:
     (the first plan in ``nodes``)."""
     baseline = str(nodes["plan"].iloc[0])
     group = np.where(nodes["layer_class"].isin(["attention", "ffn"]), nodes["layer_class"], "other")
-    per = nodes.assign(group=group).pivot_table(
-        index="plan", columns="group", values="time_ms", aggfunc="sum"
-    )
+    per = nodes.assign(group=group).pivot_table(index="plan", columns="group", values="time_ms", aggfunc="sum")
     per = per.reindex(columns=["attention", "ffn", "other"]).fillna(0.0)
     per.columns = [f"{c}_ms" for c in per.columns]
     per["e2e_ms"] = per.sum(axis=1)
@@ -469,9 +460,7 @@ def project_preset(
     return out
 
 
-def card_crossing(
-    sweep: pd.DataFrame, ranges: Mapping[str, tuple[float, float]] = CARD_RANGES
-) -> pd.DataFrame:
+def card_crossing(sweep: pd.DataFrame, ranges: Mapping[str, tuple[float, float]] = CARD_RANGES) -> pd.DataFrame:
     """Per INT8 plan and claim: the sequence lengths whose projected reduction lies in the card's
     range (``first_seq_in_range`` empty when none does)."""
     rows = []
@@ -552,17 +541,12 @@ def layer_floors(layers: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
         floors, kinds = [], []
         for _, row in g.iterrows():
             raw = row.get("onnx_nodes")
-            names = (
-                [n for n in str(raw).split(";") if n] if isinstance(raw, str) and raw else [str(row["layer"])]
-            )
+            names = [n for n in str(raw).split(";") if n] if isinstance(raw, str) and raw else [str(row["layer"])]
             hit = proj.reindex(names)
             hit = hit[hit["floor_ms"].notna()]
             floors.append(float(hit["floor_ms"].sum()) if len(hit) else math.nan)
             ks = sorted(
-                {
-                    f"{k}_int8" if p == "int8" else str(k)
-                    for k, p in zip(hit["kind"], hit["precision"], strict=True)
-                }
+                {f"{k}_int8" if p == "int8" else str(k) for k, p in zip(hit["kind"], hit["precision"], strict=True)}
             )
             kinds.append(ks[0] if len(ks) == 1 else ("mixed" if ks else ""))
         g = g.copy()
@@ -644,9 +628,7 @@ def run_projection(
         from orinprof import results
 
         layers = results.read_runs(list(fit), "layers")
-        nodes = project(
-            onnx_path, dev, [p for p in layers["precision"].unique() if str(p).startswith("int8")]
-        )
+        nodes = project(onnx_path, dev, [p for p in layers["precision"].unique() if str(p).startswith("int8")])
         floors = layer_floors(layers, nodes)
         tables["efficiency"] = fit_efficiency(floors)
         tables["model_efficiency"] = model_efficiency(floors)

@@ -136,9 +136,7 @@ def count_int8_gemms(model: onnx.ModelProto, layer_classes: pd.DataFrame) -> dic
         if n.op_type not in GEMM_OPS or n.name not in cls:
             continue
         counts["gemms_total"] += 1
-        if any(
-            producer.get(t) is not None and producer[t].op_type == "DequantizeLinear" for t in n.input[:2]
-        ):
+        if any(producer.get(t) is not None and producer[t].op_type == "DequantizeLinear" for t in n.input[:2]):
             c = cls[n.name]
             key = f"gemms_int8_{c}" if c in ("attention", "ffn") else "gemms_int8_other"
             counts[key] += 1
@@ -162,9 +160,7 @@ def convert_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
         raise MissingDependency("onnxconverter-common", "ort", "for the fp16 plan") from err
     block = list(dict.fromkeys(list(float16.DEFAULT_OP_BLOCK_LIST) + FP16_BLOCK_OPS))
     model = _drop_noop_casts(_fold_initializer_identities(model))
-    converted: onnx.ModelProto = float16.convert_float_to_float16(
-        model, keep_io_types=True, op_block_list=block
-    )
+    converted: onnx.ModelProto = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
     _retarget_casts(converted)
     _topological_sort(converted)
     return converted
@@ -178,8 +174,8 @@ def _topological_sort(model: onnx.ModelProto) -> None:
     ordered: list[onnx.NodeProto] = []
     pending = nodes
     while pending:
-        progress = []
-        rest = []
+        progress: list[onnx.NodeProto] = []
+        rest: list[onnx.NodeProto] = []
         for n in pending:
             (progress if all(i in available for i in n.input) else rest).append(n)
         if not progress:  # a cycle or a dangling input: leave the remainder as it was
@@ -273,17 +269,13 @@ def apply_plan(
 
     nodes = nodes_for_plan(layer_classes, plan)
     if not nodes:
-        log.warning(
-            "plan %s: the model has no %s GEMMs; the plan equals fp32", plan.name, "/".join(plan.int8_classes)
-        )
+        log.warning("plan %s: the model has no %s GEMMs; the plan equals fp32", plan.name, "/".join(plan.int8_classes))
     key = _cache_key(exported, plan, f"{calibration_id}:{calibration_method}", nodes)
     out = exported.path.with_name(f"{exported.path.stem}.{plan.name}.{key}.onnx")
     calib_info = {"source": calibration_id, "method": calibration_method}
     if not out.exists():
         if calibration is None:
-            raise OrinprofError(
-                f"plan {plan.name} needs calibration data", "pass --calib-batches or --inputs"
-            )
+            raise OrinprofError(f"plan {plan.name} needs calibration data", "pass --calib-batches or --inputs")
         _quantize_static(exported.path, out, nodes, calibration, calibration_method)
     model = onnx.load(str(out), load_external_data=False)
     return PlannedModel(plan, out, count_int8_gemms(model, layer_classes), calib_info)
@@ -303,9 +295,7 @@ class _Reader:
         self.it = iter(self.source())
 
 
-def _quantize_static(
-    src: Path, dst: Path, nodes: list[str], calibration: CalibrationSource, method: str
-) -> None:
+def _quantize_static(src: Path, dst: Path, nodes: list[str], calibration: CalibrationSource, method: str) -> None:
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.calibrate import CalibrationDataReader
@@ -325,9 +315,7 @@ def _quantize_static(
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".onnx.tmp")
     os.close(fd)
-    log.info(
-        "quantizing %d GEMMs of %s (ORT quantize_static, QDQ, TensorRT-safe options)", len(nodes), src.name
-    )
+    log.info("quantizing %d GEMMs of %s (ORT quantize_static, QDQ, TensorRT-safe options)", len(nodes), src.name)
     try:
         quantize_static(
             str(src),

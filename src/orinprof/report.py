@@ -81,9 +81,7 @@ def _run_dirs(sources: Sequence[Path]) -> list[Path]:
                 raise OrinprofError(f"no summary.csv in {src} or its subdirectories", "pass run directories")
             dirs.extend(subs)
         else:
-            raise OrinprofError(
-                f"{src} is not a run directory", "pass run directories (folders with summary.csv)"
-            )
+            raise OrinprofError(f"{src} is not a run directory", "pass run directories (folders with summary.csv)")
     return dirs
 
 
@@ -151,11 +149,7 @@ def _fig_class_bars(inp: _Inputs, plt: Any) -> Any:
     cases = s.drop_duplicates(["model", "backend", "batch", "seq_len"])
     fig, axes = plt.subplots(1, len(cases), figsize=(max(5.5, 4.5 * len(cases)), 4.2), squeeze=False)
     for ax, (_, case) in zip(axes[0], cases.iterrows(), strict=True):
-        g = s[
-            (s["model"] == case["model"])
-            & (s["backend"] == case["backend"])
-            & (s["seq_len"] == case["seq_len"])
-        ]
+        g = s[(s["model"] == case["model"]) & (s["backend"] == case["backend"]) & (s["seq_len"] == case["seq_len"])]
         g = g.drop_duplicates("precision", keep="last").set_index("precision")
         g = g.loc[_plans_in_order(list(g.index))]
         other = g["other_ms"] + g.get("norm_ms", 0) + g.get("embedding_ms", 0)
@@ -167,9 +161,7 @@ def _fig_class_bars(inp: _Inputs, plt: Any) -> Any:
             g["e2e_median_ms"] - g["e2e_median_ci_low_ms"],
             g["e2e_median_ci_high_ms"] - g["e2e_median_ms"],
         ]
-        ax.errorbar(
-            x, g["e2e_median_ms"], yerr=err, fmt="D", color="black", capsize=4, label="e2e median (95% CI)"
-        )
+        ax.errorbar(x, g["e2e_median_ms"], yerr=err, fmt="D", color="black", capsize=4, label="e2e median (95% CI)")
         ax.set_xticks(list(x), list(g.index), rotation=20)
         ax.set_ylabel("ms per inference")
         ax.set_title(_case_label(case), fontsize=9)
@@ -188,9 +180,7 @@ def _fig_waterfall(inp: _Inputs, plt: Any, top_n: int = 15) -> Any:
     plans = _plans_in_order(list(g["precision"].unique()))
     base = next((p for p in BASELINES if p in plans), plans[0])
     shown = [base, *[p for p in plans if p != base and p.startswith("int8")]][:3]
-    fig, axes = plt.subplots(
-        1, len(shown), figsize=(6.2 * len(shown), 0.32 * top_n + 1.8), squeeze=False, sharex=True
-    )
+    fig, axes = plt.subplots(1, len(shown), figsize=(6.2 * len(shown), 0.32 * top_n + 1.8), squeeze=False, sharex=True)
     for ax, plan in zip(axes[0], shown, strict=True):
         p = g[g["precision"] == plan].copy()
         p["median_ms"] = pd.to_numeric(p["median_ms"], errors="coerce")
@@ -310,9 +300,7 @@ FIGURES: list[tuple[str, str, Callable[..., Any], Callable[[_Inputs], str | None
         "Reductions vs sequence length, card's claimed ranges shaded",
         _fig_seq_sweep,
         lambda i: (
-            _missing(
-                i.comparison, "comparison", ["seq_len", "precision", "attention_reduction", "e2e_reduction"]
-            )
+            _missing(i.comparison, "comparison", ["seq_len", "precision", "attention_reduction", "e2e_reduction"])
             or (
                 None
                 if i.comparison is not None and i.comparison["seq_len"].nunique() > 1
@@ -338,8 +326,7 @@ def _trust_rows(inp: _Inputs) -> list[dict[str, str]]:
         rows.append(
             {
                 "run": str(r.get("run_id", "")),
-                "case": f"{r.get('model', '')} {r.get('precision', '')} "
-                f"b{r.get('batch', '')} s{r.get('seq_len', '')}",
+                "case": f"{r.get('model', '')} {r.get('precision', '')} b{r.get('batch', '')} s{r.get('seq_len', '')}",
                 "flags": text or "none",
             }
         )
@@ -377,9 +364,7 @@ def build_report(
     if out_dir.exists() and not out_dir.is_dir():
         raise OrinprofError(f"{out_dir} is a file", "pass a directory to --out")
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
-        raise OrinprofError(
-            f"{out_dir} exists and is not empty", "choose a new --out directory or pass --force"
-        )
+        raise OrinprofError(f"{out_dir} exists and is not empty", "choose a new --out directory or pass --force")
     try:
         import jinja2
         import matplotlib
@@ -392,9 +377,7 @@ def build_report(
     inp = _read(sources)
     lacking = _missing(inp.summary, "summary", ["model", "backend", "batch", "seq_len", "precision"])
     if lacking:
-        raise OrinprofError(
-            f"cannot build a report: {lacking}", "pass run directories written by `orinprof profile`"
-        )
+        raise OrinprofError(f"cannot build a report: {lacking}", "pass run directories written by `orinprof profile`")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     figures: list[Figure] = []

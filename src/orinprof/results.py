@@ -10,6 +10,7 @@ Missing values stay missing (NaN plus a ``status`` column); nothing is filled wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -268,10 +269,22 @@ COMPARISON_TABLE = register(
             _c("seq_len", "int", "sequence length"),
             _c("baseline", "str", "baseline precision"),
             _c("precision", "str", "compared precision plan"),
-            _c("attention_reduction", "float", "attention-class time reduction; empty when the class takes no time", "fraction", True),
+            _c(
+                "attention_reduction",
+                "float",
+                "attention-class time reduction; empty when the class takes no time",
+                "fraction",
+                True,
+            ),
             _c("attention_reduction_ci_low", "float", "bootstrap 95% CI, lower", "fraction", True),
             _c("attention_reduction_ci_high", "float", "bootstrap 95% CI, upper", "fraction", True),
-            _c("ffn_reduction", "float", "FFN-class time reduction; empty when the class takes no time", "fraction", True),
+            _c(
+                "ffn_reduction",
+                "float",
+                "FFN-class time reduction; empty when the class takes no time",
+                "fraction",
+                True,
+            ),
             _c("ffn_reduction_ci_low", "float", "bootstrap 95% CI, lower", "fraction", True),
             _c("ffn_reduction_ci_high", "float", "bootstrap 95% CI, upper", "fraction", True),
             _c("other_reduction", "float", "reduction of everything not attention or FFN", "fraction", True),
@@ -297,6 +310,10 @@ COMPARISON_TABLE = register(
         ),
     )
 )
+
+
+#: the tables declared in this module, in pipeline order
+CORE_TABLES = tuple(TABLES)
 
 
 def table_spec(name: str) -> Table:
@@ -412,9 +429,7 @@ def read_table(source: Path, table: str) -> pd.DataFrame:
     source = Path(source)
     path = source / spec.file if source.is_dir() else source
     if not path.exists():
-        raise OrinprofError(
-            f"no {spec.file} in {source}", "pass a run directory written by `orinprof profile`"
-        )
+        raise OrinprofError(f"no {spec.file} in {source}", "pass a run directory written by `orinprof profile`")
     run_json = path.parent / "run.json"
     if run_json.exists():
         try:
@@ -432,15 +447,13 @@ def read_table(source: Path, table: str) -> pd.DataFrame:
         raise OrinprofError(f"{path} is not a readable CSV", str(err).splitlines()[0]) from err
     missing = [c for c in spec.names if c not in df.columns]
     if missing:
-        raise OrinprofError(
-            f"{path} lacks columns {', '.join(missing)}", f"it is not an orinprof {spec.name} table"
-        )
+        raise OrinprofError(f"{path} lacks columns {', '.join(missing)}", f"it is not an orinprof {spec.name} table")
     return df
 
 
 def read_runs(sources: Iterable[Path], table: str) -> pd.DataFrame:
     """Concatenate one table over several run directories (or parents of run directories)."""
-    frames = []
+    frames: list[pd.DataFrame] = []
     for src in sources:
         src = Path(src)
         if not src.exists():
@@ -485,10 +498,9 @@ def load_all_tables() -> dict[str, Table]:
     import importlib
 
     for mod in EXTENSION_MODULES:
-        try:
+        # a module not written yet, or an optional dependency missing, just declares nothing
+        with contextlib.suppress(ImportError):
             importlib.import_module(mod)
-        except ImportError:  # a module not written yet, or an optional dependency missing
-            pass
     return TABLES
 
 
@@ -505,7 +517,9 @@ def schema_markdown() -> str:
         "empty cells, never 0; a `status` or `flags` column says why.",
         "",
     ]
-    for spec in TABLES.values():
+    # core tables in pipeline order, then extension tables by name (import order must not matter)
+    extensions = sorted(name for name in TABLES if name not in CORE_TABLES)
+    for spec in [TABLES[n] for n in (*CORE_TABLES, *extensions)]:
         lines += [f"## `{spec.name}` — `{spec.file}`", "", spec.description, ""]
         if spec.keys:
             lines += ["Keys: " + ", ".join(f"`{k}`" for k in spec.keys) + ".", ""]

@@ -58,9 +58,7 @@ def test_trt103_ignores_explicit_batch_and_reads_strongly_typed_value():
     assert f.strongly_typed_bit == 1 << trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED
     assert plan_typing(f, "fp16").builder_flags == ("FP16",)
     strong = plan_typing(f, "int8-all", strongly_typed=True)
-    assert (
-        strong.strongly_typed and strong.builder_flags == () and strong.network_flags == f.strongly_typed_bit
-    )
+    assert strong.strongly_typed and strong.builder_flags == () and strong.network_flags == f.strongly_typed_bit
 
 
 def test_strongly_typed_value_is_read_not_assumed():
@@ -99,6 +97,4 @@ def test_missing_tensorrt_names_both_install_routes(monkeypatch):
     with pytest.raises(OrinprofError) as err:
         import_tensorrt()
     line = err.value.one_line()
-    assert (
-        "python3-libnvinfer" in line and "--system-site-packages" in line and "pip install tensorrt" in line
-    )
+    assert "python3-libnvinfer" in line and "--system-site-packages" in line and "pip install tensorrt" in line

@@ -39,9 +39,7 @@ def test_facts_count_every_layer(controlnet):
 def test_facts_read_precision_from_the_input_format(controlnet):
     layers, facts = controlnet
     fp16 = next(lay for lay in layers if lay.get("Inputs") and "FP16" in lay["Inputs"][0]["Format/Datatype"])
-    fp32 = next(
-        lay for lay in layers if lay.get("Inputs") and lay["Inputs"][0]["Format/Datatype"].endswith("FP32")
-    )
+    fp32 = next(lay for lay in layers if lay.get("Inputs") and lay["Inputs"][0]["Format/Datatype"].endswith("FP32"))
     assert facts.layer_precisions[fp16["Name"]] == "fp16"
     assert facts.layer_precisions[fp32["Name"]] == "fp32"
 

@@ -63,9 +63,7 @@ def test_wrong_argument_type_to_execute_async_v3_is_reported(mypy_report):
 
 def test_unknown_engine_attribute_is_reported(mypy_report):
     stdout, _, _ = mypy_report
-    assert re.search(r'trt_snippet\.py:10: error: "ICudaEngine" has no attribute "no_such_attr"', stdout), (
-        stdout
-    )
+    assert re.search(r'trt_snippet\.py:10: error: "ICudaEngine" has no attribute "no_such_attr"', stdout), stdout
 
 
 def test_backend_package_and_correct_calls_are_clean(mypy_report):

@@ -33,11 +33,7 @@ def _error_bound(x: np.ndarray, w: np.ndarray, sx: np.ndarray, sw: np.ndarray) -
     off by at most half a step, so |x̂ŵ − xw| ≤ |x|·Δw/2 + |w|·Δx/2 + Δx·Δw/4 summed over K."""
     ax, aw = np.abs(x), np.abs(w)  # (M, K), (N, K)
     k = x.shape[1]
-    return (
-        ax.sum(1, keepdims=True) * sw[None, :] / 2
-        + sx * aw.sum(1)[None, :] / 2
-        + k * sx * sw[None, :] / 4
-    )
+    return ax.sum(1, keepdims=True) * sw[None, :] / 2 + sx * aw.sum(1)[None, :] / 2 + k * sx * sw[None, :] / 4
 
 
 @pytest.mark.parametrize("granularity", ["per_token", "per_tensor"])

@@ -192,7 +192,7 @@ def test_out_of_memory_becomes_one_line_error(monkeypatch):
 
 def test_old_torch_is_refused(monkeypatch):
     monkeypatch.setattr(torch, "__version__", "2.0.1")
-    with pytest.raises(OrinprofError, match="older than 2.2"):
+    with pytest.raises(OrinprofError, match=r"older than 2\.2"):
         torch_runner._import_torch()
 
 
@@ -213,3 +213,27 @@ def test_gpu_plans_run_and_stay_faithful(cuda_graph):
             assert _cos(base, r.infer(feed)["output"]) > 0.999
             assert r.info().details["cuda_graph"] is cuda_graph
         assert np.all(lat > 0) and set(prof["layer_class"]) >= {"attention", "ffn"}
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA")
+def test_cli_no_cuda_is_one_line_and_keeps_earlier_results(tmp_path):
+    from typer.testing import CliRunner
+
+    from orinprof.cli import app
+
+    if "profile" not in {c.name or c.callback.__name__ for c in app.registered_commands}:
+        pytest.skip("the profile command is not registered in this checkout")
+    earlier = tmp_path / "results" / "earlier-run" / "summary.csv"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("kept\n")
+    args = ["profile", "--backend", "torch", "--device", "cuda", "--model", "bert-tiny", "--precisions", "fp16"]
+    args += ["--seq", "32", "--telemetry", "none", "--results-dir", str(tmp_path / "results")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("orinprof: error:")]
+    assert len(lines) == 1 and "no CUDA device" in lines[0] and "--device cpu" in lines[0]
+    assert "Traceback" not in result.output
+    assert earlier.read_text() == "kept\n"

@@ -148,9 +148,7 @@ def test_layer_info_matches_file(path: Path) -> None:
     # output precision is int8 exactly where the file's first output format says Int8
     says_int8 = ["int8" in layer["Outputs"][0]["Format/Datatype"].lower() for layer in data["Layers"]]
     assert (info.layers["precision_out"] == "int8").tolist() == says_int8
-    says_fp16 = [
-        any(k in layer["Outputs"][0]["Format/Datatype"] for k in ("FP16", "Half")) for layer in data["Layers"]
-    ]
+    says_fp16 = [any(k in layer["Outputs"][0]["Format/Datatype"] for k in ("FP16", "Half")) for layer in data["Layers"]]
     assert (info.layers["precision_out"] == "fp16").tolist() == says_fp16
     # every layer with a typed output got a precision
     assert (info.layers["precision_out"] != "").all()
@@ -244,9 +242,7 @@ def test_profile_and_layer_info_join_one_to_one(profile: Path, layers: Path) -> 
 def test_join_by_name_when_counts_differ(caplog: pytest.LogCaptureFixture) -> None:
     prof = parse.read_profile(PAIRS[0][0])
     info = parse.read_layer_info(PAIRS[0][1])
-    partial = parse.EngineLayers(
-        info.source, True, info.layers.iloc[::2].reset_index(drop=True), info.bindings
-    )
+    partial = parse.EngineLayers(info.source, True, info.layers.iloc[::2].reset_index(drop=True), info.bindings)
     raw = ingest.build_raw_profile(prof, partial)
     assert raw.attrs["join"] == "name" and "joining by name" in caplog.text
     assert len(raw) == len(prof.records)
@@ -259,9 +255,7 @@ def test_controlnet_foreign_nodes_are_fused_unattributed_with_their_share() -> N
     records = _load(CONTROLNET / "profile.json")[1:]  # type: ignore[index]
     foreign = {r["name"] for r in records if r["name"].startswith("{ForeignNode[")}
     assert foreign
-    expected_share = sum(r["medianMs"] for r in records if r["name"] in foreign) / sum(
-        r["medianMs"] for r in records
-    )
+    expected_share = sum(r["medianMs"] for r in records if r["name"] in foreign) / sum(r["medianMs"] for r in records)
     result = ingest.ingest_trtexec(CONTROLNET / "profile.json", CONTROLNET / "layerinfo.json")
     raw = result.raw
     unattributed = raw[raw["mapping"] == "fused-unattributed"]
@@ -309,9 +303,7 @@ def test_times_match_file_and_trex_summary(path: Path) -> None:
     trace = parse.read_times(path)
     assert len(trace) == len(data)  # type: ignore[arg-type]
     assert trace["latency_ms"].tolist() == [r["latencyMs"] for r in data]  # type: ignore[union-attr]
-    meta = parse.read_trex_profile_metadata(
-        path.with_name(path.name.replace(".timing.json", ".profile.metadata.json"))
-    )
+    meta = parse.read_trex_profile_metadata(path.with_name(path.name.replace(".timing.json", ".profile.metadata.json")))
     gpu = meta.metrics["GPU Compute Time"]
     # both come from the same trtexec run: its summary median/min are the trace's
     assert float(np.median(trace["compute_ms"])) == pytest.approx(gpu.median_ms, rel=1e-4)
@@ -388,9 +380,7 @@ def test_split_metadata_round_trip(nodes: list[str], seps: list[str]) -> None:
     text = "[ONNX Layer: " + nodes[0] + "]"
     for sep, node in zip(seps, nodes[1:], strict=False):
         text += sep + "[ONNX Layer: " + node + "]"
-    assert parse.split_metadata(text) == [n.strip() for n in nodes if n.strip()] or not any(
-        n.strip() for n in nodes
-    )
+    assert parse.split_metadata(text) == [n.strip() for n in nodes if n.strip()] or not any(n.strip() for n in nodes)
 
 
 @pytest.mark.parametrize(
@@ -457,24 +447,16 @@ def test_match_prefers_metadata_and_normalises() -> None:
     )
     assert (nodes, status) == (["/encoder/layers.0/attn/MatMul"], "metadata")
     # without Metadata the TRT 10 Myelin name (layers_0, _myl suffix) still resolves against the ONNX
-    nodes, status = parse.match_onnx_nodes(
-        "/encoder/layers_1/attn/MatMul+/encoder/layers_1/attn/Add_myl0_9", [], names
-    )
+    nodes, status = parse.match_onnx_nodes("/encoder/layers_1/attn/MatMul+/encoder/layers_1/attn/Add_myl0_9", [], names)
     assert (nodes, status) == (["/encoder/layers.1/attn/MatMul", "/encoder/layers.1/attn/Add"], "name")
 
 
 def test_match_foreign_node_range_over_onnx_order() -> None:
     names = _bert_like_onnx_names()
-    layer = (
-        "{ForeignNode[/encoder/layers.0/attn/Add + (Unnamed Layer* 3) [Shuffle]"
-        ".../encoder/layers.1/attn/MatMul]}"
-    )
+    layer = "{ForeignNode[/encoder/layers.0/attn/Add + (Unnamed Layer* 3) [Shuffle].../encoder/layers.1/attn/MatMul]}"
     nodes, status = parse.match_onnx_nodes(layer, [], names)
     assert status == "range"
-    assert (
-        nodes
-        == names[names.index("/encoder/layers.0/attn/Add") : names.index("/encoder/layers.1/attn/MatMul") + 1]
-    )
+    assert nodes == names[names.index("/encoder/layers.0/attn/Add") : names.index("/encoder/layers.1/attn/MatMul") + 1]
     assert parse.match_onnx_nodes(layer, [], None) == ([], "fused-unattributed")
     assert parse.match_onnx_nodes("{ForeignNode[/nope...x]}", [], names) == ([], "fused-unattributed")
 

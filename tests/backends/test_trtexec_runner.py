@@ -30,9 +30,7 @@ P = Path
 
 
 def _args(precision: str, **kw: object) -> list[str]:
-    return trtexec_args(
-        "trtexec", P("m.onnx"), P("m.engine"), P("p.json"), P("l.json"), P("t.json"), precision, **kw
-    )  # type: ignore[arg-type]
+    return trtexec_args("trtexec", P("m.onnx"), P("m.engine"), P("p.json"), P("l.json"), P("t.json"), precision, **kw)  # type: ignore[arg-type]
 
 
 def test_registry_points_at_this_runner() -> None:
@@ -56,9 +54,7 @@ def test_registry_points_at_this_runner() -> None:
         ),
     ],
 )
-def test_trtexec_args_flags(
-    precision: str, kw: dict[str, object], present: list[str], absent: list[str]
-) -> None:
+def test_trtexec_args_flags(precision: str, kw: dict[str, object], present: list[str], absent: list[str]) -> None:
     args = _args(precision, **kw)
     assert isinstance(args, list) and all(isinstance(a, str) for a in args)
     for flag in (

@@ -66,9 +66,7 @@ def test_validate_prints_writes_and_never_overwrites(tmp_path: Path) -> None:
 
 def test_export_apkg(tmp_path: Path) -> None:
     run = _run_dir(tmp_path)
-    res = runner.invoke(
-        app, ["cards", "export", "--evidence", str(run), "--out", str(tmp_path / "d.apkg"), *CARDS]
-    )
+    res = runner.invoke(app, ["cards", "export", "--evidence", str(run), "--out", str(tmp_path / "d.apkg"), *CARDS])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "d.apkg").stat().st_size > 0 and "10 notes" in res.output
 

@@ -73,9 +73,7 @@ def test_parse_tegrastats_bad_inputs(tmp_path: Path) -> None:
 
     good = tmp_path / "good.log"
     good.write_text("RAM 3150/7620MB (lfb 37x4MB) CPU [0%@883,off] VDD_IN 4233mW/4233mW\n")
-    r = runner.invoke(
-        app, ["telemetry", "parse-tegrastats", str(good), "--out", str(tmp_path / "no" / "o.csv")]
-    )
+    r = runner.invoke(app, ["telemetry", "parse-tegrastats", str(good), "--out", str(tmp_path / "no" / "o.csv")])
     assert r.exit_code == 1
     assert (
         r.stderr.strip() == f"orinprof: error: output folder {tmp_path / 'no'} does not exist "

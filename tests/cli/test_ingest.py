@@ -52,9 +52,7 @@ def test_ingest_controlnet_writes_layers_and_run_json(tmp_path: Path) -> None:
     assert set(layers["seq_len"]) == {77}
     assert "fused-unattributed" in set(layers["layer_class"])
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["fingerprint"]["myelin_regions"] == sum(
-        r["name"].startswith("{ForeignNode[") for r in records
-    )
+    assert info["fingerprint"]["myelin_regions"] == sum(r["name"].startswith("{ForeignNode[") for r in records)
     assert "fused MHA kernel: no" in res.output and "Myelin regions could hide one" in res.output
     assert "summary.csv" in res.output  # says why no summary was written
     assert not (run_dir / "summary.csv").exists()
@@ -141,9 +139,7 @@ def test_ingest_other_bad_inputs(tmp_path: Path, extra: list[str], message: str)
         ],
     )
     assert res.exit_code == 1
-    lines = [
-        ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith(" ") and "WARNING" not in ln
-    ]
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith(" ") and "WARNING" not in ln]
     assert lines[-1].startswith("orinprof: error: ") and message in lines[-1]
     assert _run_dirs(results) == []
 

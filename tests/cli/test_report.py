@@ -62,9 +62,7 @@ def test_project_unknown_device_lists_names(tmp_path):
 
 
 def test_project_dynamic_onnx_asks_for_seq_and_batch(tmp_path):
-    res = runner.invoke(
-        app, ["project", str(_dynamic_onnx(tmp_path / "m.onnx")), "--device", "agx-orin-64gb"]
-    )
+    res = runner.invoke(app, ["project", str(_dynamic_onnx(tmp_path / "m.onnx")), "--device", "agx-orin-64gb"])
     assert res.exit_code == 1
     line = _errline(res)
     assert "no static shape" in line and "--seq" in line and "--batch" in line
@@ -91,9 +89,7 @@ def test_project_static_after_seq_and_batch(tmp_path):
 
 
 def test_project_unknown_mode_lists_modes(tmp_path):
-    res = runner.invoke(
-        app, ["project", str(_dynamic_onnx(tmp_path / "m.onnx")), "--mode", "7W", "--seq", "4"]
-    )
+    res = runner.invoke(app, ["project", str(_dynamic_onnx(tmp_path / "m.onnx")), "--mode", "7W", "--seq", "4"])
     assert res.exit_code == 1
     assert "MAXN" in _errline(res)
 

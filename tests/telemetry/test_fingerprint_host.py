@@ -21,9 +21,7 @@ from orinprof.telemetry.fingerprint import (
 def _jetson_root(tmp_path: Path, clocks_on: bool) -> Path:
     (tmp_path / "proc" / "device-tree").mkdir(parents=True)
     (tmp_path / "proc" / "device-tree" / "model").write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
-    (tmp_path / "proc" / "device-tree" / "compatible").write_bytes(
-        b"nvidia,p3737-0000\x00nvidia,tegra234\x00"
-    )
+    (tmp_path / "proc" / "device-tree" / "compatible").write_bytes(b"nvidia,p3737-0000\x00nvidia,tegra234\x00")
     (tmp_path / "proc" / "cpuinfo").write_text("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd42\n")
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "nv_tegra_release").write_text(

@@ -181,8 +181,7 @@ def test_interval_warnings(caplog: pytest.LogCaptureFixture) -> None:
         ),
         ("I can't access jtop.service.\nPlease logout or reboot this board.", "jtop group"),
         (
-            "Mismatch version jtop service: [4.2.0] and client: [4.3.1]. "
-            "Please run:\n sudo jtop --install-service",
+            "Mismatch version jtop service: [4.2.0] and client: [4.3.1]. Please run:\n sudo jtop --install-service",
             "--install-service",
         ),
     ],

@@ -13,9 +13,7 @@ from orinprof.telemetry.summary import integrate, summarize_window
 
 
 def _frame(channel: str, t: np.ndarray, values: np.ndarray, unit: str = "mW") -> pd.DataFrame:
-    return samples_frame(
-        (float(a), "test", channel, float(b), unit, "ok") for a, b in zip(t, values, strict=True)
-    )
+    return samples_frame((float(a), "test", channel, float(b), unit, "ok") for a, b in zip(t, values, strict=True))
 
 
 def test_linear_power_integral_is_exact() -> None:
@@ -92,9 +90,7 @@ def test_flags() -> None:
     )
     assert calm["trust_flags"] == "temp_near_throttle"  # within 5 °C of the known trip
     assert (
-        summarize_window(_frame("temp_tj", t, t, "C"), 0, 1, 1, "x", ReaderState(nvpmodel_name="MAXN"))[
-            "trust_flags"
-        ]
+        summarize_window(_frame("temp_tj", t, t, "C"), 0, 1, 1, "x", ReaderState(nvpmodel_name="MAXN"))["trust_flags"]
         == ""
     )
 

@@ -162,9 +162,7 @@ def test_arbitrary_text_never_crashes(text: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.sampled_from(LINE_FILES or [Path("/nonexistent")]), st.integers(min_value=0, max_value=600), st.data()
-)
+@given(st.sampled_from(LINE_FILES or [Path("/nonexistent")]), st.integers(min_value=0, max_value=600), st.data())
 def test_truncated_and_mangled_lines_never_crash(path: Path, cut: int, data: st.DataObject) -> None:
     line = _line(path)
     truncated = line[:cut]

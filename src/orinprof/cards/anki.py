@@ -62,9 +62,7 @@ def evidence_html(card: int, verdicts: pd.DataFrame | None, claims: Claims | Non
                 lines.append(f"<b>{html.escape(str(r['claim_id']))}</b>: no evidence yet")
                 continue
             ci = f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if pd.notna(r["ci_low"]) else ""
-            where = ", ".join(
-                html.escape(str(r[k])) for k in ("device", "backend", "model") if pd.notna(r.get(k))
-            )
+            where = ", ".join(html.escape(str(r[k])) for k in ("device", "backend", "model") if pd.notna(r.get(k)))
             seq = f", seq {int(r['seq_len'])}" if pd.notna(r.get("seq_len")) else ""
             date = f", {html.escape(str(r['date']))}" if pd.notna(r.get("date")) else ""
             lines.append(
@@ -93,16 +91,11 @@ def export_deck(
     """Write ``out`` (.apkg or .tsv); never overwrites (adds ``-1``, ``-2`` …).  Returns the path."""
     out = Path(out)
     if out.suffix.lower() not in EXPORT_SUFFIXES:
-        raise OrinprofError(
-            f"cannot export to {out.name}", "use an .apkg (Anki package) or .tsv (Anki text) path"
-        )
+        raise OrinprofError(f"cannot export to {out.name}", "use an .apkg (Anki package) or .tsv (Anki text) path")
     if not out.parent.exists():
         raise OrinprofError(f"directory {out.parent} does not exist", "create it or pass another --out")
     fields = _fields(deck)
-    backs = [
-        back + evidence_html(c.number, verdicts, claims)
-        for c, (_, back) in zip(deck.cards, fields, strict=True)
-    ]
+    backs = [back + evidence_html(c.number, verdicts, claims) for c, (_, back) in zip(deck.cards, fields, strict=True)]
     fronts = [f for f, _ in fields]
     guids = [note_guid(c.front) for c in deck.cards]
     target = unused_path(out)

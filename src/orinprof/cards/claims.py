@@ -95,9 +95,7 @@ def _field_error(source: str, where: str, what: str, hint: str | None = None) ->
     return OrinprofError(f"{source}: {where}: {what}", hint or "fix claims.toml")
 
 
-def parse_claims(
-    data: Mapping[str, Any], source: str = "claims.toml", deck: CardDeck | None = None
-) -> Claims:
+def parse_claims(data: Mapping[str, Any], source: str = "claims.toml", deck: CardDeck | None = None) -> Claims:
     """Build :class:`Claims` from parsed TOML; every problem names the claim and field."""
     from orinprof.cards import experiments  # noqa: F401  (registers the experiment tables)
 
@@ -128,9 +126,7 @@ def parse_claims(
             low=_float(raw["low"], source, f"{label}.low"),
             high=_float(raw["high"], source, f"{label}.high"),
             tolerance=str(raw["tolerance"]),
-            claimed=None
-            if raw.get("claimed") is None
-            else _float(raw["claimed"], source, f"{label}.claimed"),
+            claimed=None if raw.get("claimed") is None else _float(raw["claimed"], source, f"{label}.claimed"),
             where=dict(raw.get("where", {})),
             target=str(raw.get("target", "any")),
             device_pattern=str(raw.get("device_pattern", "")),
@@ -210,9 +206,7 @@ def _check_claim(claim: Claim, source: str, label: str) -> None:
         try:
             re.compile(claim.device_pattern)
         except re.error as err:
-            raise _field_error(
-                source, f"{label}.device_pattern", f"is not a regular expression ({err})"
-            ) from err
+            raise _field_error(source, f"{label}.device_pattern", f"is not a regular expression ({err})") from err
 
 
 def check_against_deck(claims: Claims, deck: CardDeck) -> None:
@@ -231,8 +225,7 @@ def check_against_deck(claims: Claims, deck: CardDeck) -> None:
             raise _field_error(
                 claims.source,
                 f"{label}.front_starts",
-                f"card {entry.card} of {deck.source} starts {card.front[:40]!r}, "
-                f"not {entry.front_starts[:40]!r}",
+                f"card {entry.card} of {deck.source} starts {card.front[:40]!r}, not {entry.front_starts[:40]!r}",
                 "the cards were reordered or edited; update the card numbers in claims.toml",
             )
     covered = {c.card for c in claims.claims} | {s.card for s in claims.not_measurable}
@@ -241,8 +234,7 @@ def check_against_deck(claims: Claims, deck: CardDeck) -> None:
         raise _field_error(
             claims.source,
             "claims",
-            f"card(s) {', '.join(map(str, missing))} of {deck.source} have neither a claim "
-            "nor a not_measurable entry",
+            f"card(s) {', '.join(map(str, missing))} of {deck.source} have neither a claim nor a not_measurable entry",
             "add a [[claim]] or a [[not_measurable]] with the reason",
         )
 
@@ -250,9 +242,7 @@ def check_against_deck(claims: Claims, deck: CardDeck) -> None:
 def load_claims(path: Path, deck: CardDeck | None = None) -> Claims:
     path = Path(path)
     if not path.is_file():
-        raise OrinprofError(
-            f"claims file {path} not found", "pass --claims PATH (the repository has claims.toml)"
-        )
+        raise OrinprofError(f"claims file {path} not found", "pass --claims PATH (the repository has claims.toml)")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:

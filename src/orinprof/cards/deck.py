@@ -93,9 +93,7 @@ def parse_cards(text: str, source: str = "cards.tsv") -> CardDeck:
         body = raw[1:].rstrip("\r\n")
         key, sep, value = body.partition(":")
         if not sep:
-            raise _malformed(
-                source, n_header, f"header line {raw.strip()!r} has no ':'", "write it as #key:value"
-            )
+            raise _malformed(source, n_header, f"header line {raw.strip()!r} has no ':'", "write it as #key:value")
         key = key.strip().lower()
         if key not in _KNOWN_HEADERS:
             log.warning("%s:%d: unknown header %r ignored", source, n_header, key)
@@ -103,9 +101,7 @@ def parse_cards(text: str, source: str = "cards.tsv") -> CardDeck:
     separator = _separator(headers.get("separator", "tab"), source, headers)
     columns = _columns(headers, separator)
     if "html" in headers and headers["html"].strip().lower() not in ("true", "false"):
-        raise _malformed(
-            source, _header_line(lines, "html"), f"#html must be true or false, not {headers['html']!r}"
-        )
+        raise _malformed(source, _header_line(lines, "html"), f"#html must be true or false, not {headers['html']!r}")
 
     body_text = "".join(lines[n_header:])
     reader = csv.reader(io.StringIO(body_text, newline=""), delimiter=separator, quotechar='"', strict=True)
@@ -131,8 +127,7 @@ def parse_cards(text: str, source: str = "cards.tsv") -> CardDeck:
             raise _malformed(
                 source,
                 start,
-                f"expected {len(columns)} {sep_name}-separated fields ({', '.join(columns)}), "
-                f"found {len(row)}",
+                f"expected {len(columns)} {sep_name}-separated fields ({', '.join(columns)}), found {len(row)}",
                 'quote a field that contains the separator: "a<TAB>b"',
             )
         row = [v.replace("\r\n", "\n") for v in row]  # CRLF files: newlines inside quoted fields too
@@ -146,9 +141,7 @@ def parse_cards(text: str, source: str = "cards.tsv") -> CardDeck:
     fronts = [c.front for c in cards]
     for c in cards:
         if fronts.count(c.front) > 1:
-            raise _malformed(
-                source, c.line, "duplicate Front (note GUIDs come from the Front, so it must be unique)"
-            )
+            raise _malformed(source, c.line, "duplicate Front (note GUIDs come from the Front, so it must be unique)")
     return CardDeck(cards=tuple(cards), headers=headers, source=source)
 
 
@@ -181,15 +174,11 @@ def read_cards(path: Path) -> CardDeck:
     """Read ``cards.tsv`` (or another Anki text file); errors name ``FILE:LINE``."""
     path = Path(path)
     if not path.is_file():
-        raise OrinprofError(
-            f"cards file {path} not found", "pass --cards PATH (the repository has cards.tsv)"
-        )
+        raise OrinprofError(f"cards file {path} not found", "pass --cards PATH (the repository has cards.tsv)")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        raise OrinprofError(
-            f"{path} is not UTF-8 text", "Anki text files must be UTF-8; re-save it as UTF-8"
-        ) from err
+        raise OrinprofError(f"{path} is not UTF-8 text", "Anki text files must be UTF-8; re-save it as UTF-8") from err
     return parse_cards(text, source=path.name)
 
 

@@ -51,9 +51,7 @@ PRUNING_TABLE = results.register(
             Column("seq_len", "int", "sequence length"),
             Column("variant", "str", "variant name"),
             Column("variant_kind", "str", "one of " + ", ".join(f"`{k}`" for k in PRUNE_KINDS)),
-            Column(
-                "params_removed_fraction", "float", "weights removed or zeroed ÷ prunable weights", "fraction"
-            ),
+            Column("params_removed_fraction", "float", "weights removed or zeroed ÷ prunable weights", "fraction"),
             Column("e2e_reduction", "float", "1 − median(variant) ÷ median(baseline)", "fraction"),
             Column("e2e_reduction_ci_low", "float", "bootstrap 95% CI, lower", "fraction", True),
             Column("e2e_reduction_ci_high", "float", "bootstrap 95% CI, upper", "fraction", True),
@@ -85,12 +83,8 @@ OUTLIERS_TABLE = results.register(
             Column("top_mean_abs", "float", "mean over the top dimensions of their mean |x|"),
             Column("median_mean_abs", "float", "median over dimensions of the mean |x|"),
             Column("top_to_median_ratio", "float", "top_mean_abs ÷ median_mean_abs", "ratio"),
-            Column(
-                "top_to_median_ratio_ci_low", "float", "bootstrap 95% CI over tokens, lower", "ratio", True
-            ),
-            Column(
-                "top_to_median_ratio_ci_high", "float", "bootstrap 95% CI over tokens, upper", "ratio", True
-            ),
+            Column("top_to_median_ratio_ci_low", "float", "bootstrap 95% CI over tokens, lower", "ratio", True),
+            Column("top_to_median_ratio_ci_high", "float", "bootstrap 95% CI over tokens, upper", "ratio", True),
         ),
     )
 )
@@ -126,9 +120,7 @@ def activation_outlier_stats(
     for layer, h in enumerate(hidden_states):
         absx = np.abs(np.asarray(h, dtype=np.float64))
         if absx.ndim != 2 or absx.shape[0] < 2:
-            raise OrinprofError(
-                f"hidden state {layer} has shape {absx.shape}", "pass (tokens, hidden) arrays"
-            )
+            raise OrinprofError(f"hidden state {layer} has shape {absx.shape}", "pass (tokens, hidden) arrays")
         n_tokens, hidden = absx.shape
         top_k = max(1, math.ceil(top_fraction * hidden))
         mean_abs = absx.mean(axis=0)
@@ -183,9 +175,7 @@ class PruneVariant:
 
     def __post_init__(self) -> None:
         if self.kind not in PRUNE_KINDS[:-1]:
-            raise OrinprofError(
-                f"unknown pruning kind {self.kind!r}", "choose one of: " + ", ".join(PRUNE_KINDS[:-1])
-            )
+            raise OrinprofError(f"unknown pruning kind {self.kind!r}", "choose one of: " + ", ".join(PRUNE_KINDS[:-1]))
 
 
 @dataclass(frozen=True)
@@ -266,9 +256,7 @@ def pruning_table(
     for lv, lr in layer_runs:
         for hv, hr in head_runs:
             if abs(lv.params_removed_fraction - hv.params_removed_fraction) <= match_tolerance:
-                rows.append(
-                    row(lr, hr, f"{lv.name} vs {hv.name}", "layers-vs-heads", lv.params_removed_fraction)
-                )
+                rows.append(row(lr, hr, f"{lv.name} vs {hv.name}", "layers-vs-heads", lv.params_removed_fraction))
     if not rows:
         raise OrinprofError("no pruned variants were timed", "pass at least one variant")
     return results.check(pd.DataFrame(rows), "pruning")
@@ -328,9 +316,7 @@ def zero_smallest_weights(onnx_in: Path, onnx_out: Path, fraction: float = 0.5) 
     if not 0.0 < fraction < 1.0:
         raise OrinprofError(f"fraction {fraction} out of range", "use a value between 0 and 1")
     model = onnx.load(str(onnx_in))
-    weight_names = {
-        name for node in model.graph.node if node.op_type in ("MatMul", "Gemm") for name in node.input
-    }
+    weight_names = {name for node in model.graph.node if node.op_type in ("MatMul", "Gemm") for name in node.input}
     zeroed = 0
     for init in model.graph.initializer:
         if init.name not in weight_names or len(init.dims) != 2:
@@ -383,9 +369,7 @@ PROBE_TEXTS = (
 )
 
 
-def capture_hidden_states(
-    model: str = "minilm-l6", texts: Sequence[str] = PROBE_TEXTS
-) -> tuple[list[np.ndarray], int]:
+def capture_hidden_states(model: str = "minilm-l6", texts: Sequence[str] = PROBE_TEXTS) -> tuple[list[np.ndarray], int]:
     """Hidden states of a zoo BERT model (embeddings output + each block's output), padding removed.
 
     Returns ``(per-layer (tokens, hidden) arrays, longest sequence)``.  Torch runs here only to read
@@ -394,9 +378,7 @@ def capture_hidden_states(
 
     spec = models.get(model)
     if spec.family != "bert" or not spec.pretrained:
-        raise OrinprofError(
-            f"{model} is not a pretrained BERT preset", "card 3 needs real weights: use minilm-l6"
-        )
+        raise OrinprofError(f"{model} is not a pretrained BERT preset", "card 3 needs real weights: use minilm-l6")
     try:
         import torch
         from tokenizers import Tokenizer

@@ -112,9 +112,7 @@ def load_evidence(sources: Iterable[Path]) -> Evidence:
 
     sources = list(sources)
     if not sources:
-        raise OrinprofError(
-            "no results given", "pass run directories written by `orinprof profile`/`compare`"
-        )
+        raise OrinprofError("no results given", "pass run directories written by `orinprof profile`/`compare`")
     for src in map(Path, sources):
         if not src.exists():
             raise OrinprofError(f"{src} does not exist", "pass run directories or result CSV files")
@@ -131,8 +129,7 @@ def load_evidence(sources: Iterable[Path]) -> Evidence:
             subs = [p for p in sorted(src.iterdir()) if p.is_dir() and read_dir(p)]
             if not subs:
                 raise OrinprofError(
-                    f"no {', '.join(results.TABLES[n].file for n in EVIDENCE_TABLES)} in {src} "
-                    "or its subdirectories",
+                    f"no {', '.join(results.TABLES[n].file for n in EVIDENCE_TABLES)} in {src} or its subdirectories",
                     "run `orinprof compare` first, or pass the directory it wrote",
                 )
     tables = {name: pd.concat(dfs, ignore_index=True) for name, dfs in frames.items()}
@@ -262,16 +259,10 @@ def validate(evidence: Evidence | Mapping[str, pd.DataFrame], claims: Claims) ->
             )
         for key in claim.where:
             if df is not None and len(df) and key not in df.columns:
-                raise OrinprofError(
-                    f"{claims.source}: claim {claim.id}: where.{key} is not a column of {claim.table}"
-                )
+                raise OrinprofError(f"{claims.source}: claim {claim.id}: where.{key} is not a column of {claim.table}")
         selected = _select(df, claim.where) if df is not None and len(df) else None
         if selected is None or selected.empty:
-            why = (
-                f"no {claim.table} rows"
-                if df is None or not len(df)
-                else f"no {claim.table} rows with {selection}"
-            )
+            why = f"no {claim.table} rows" if df is None or not len(df) else f"no {claim.table} rows with {selection}"
             rows.append(
                 {
                     **base,
@@ -291,9 +282,7 @@ def validate(evidence: Evidence | Mapping[str, pd.DataFrame], claims: Claims) ->
             off = _target_check(claim, record, _device_text(record, summary, info))
             check = range_check(lo, hi, claim.low, claim.high, measured)
             verdict = _verdict(not off, check)
-            reason = (
-                _REASONS[check] if not off else "off target: " + "; ".join(off) + f" (CI vs range: {check})"
-            )
+            reason = _REASONS[check] if not off else "off target: " + "; ".join(off) + f" (CI vs range: {check})"
             run_ids = ";".join(x for x in (run_id, _text(record.get("baseline_run_id"))) if x)
             rows.append(
                 {
@@ -356,9 +345,7 @@ def amdahl_claim_from(claims: Claims, card: int = 9) -> AmdahlClaim:
             "comparison.e2e_reduction claim with where.precision = 'int8-attn' for the Amdahl check"
         )
     a, e = att[0], e2e[0]
-    return AmdahlClaim(
-        a.claimed if a.claimed is not None else (a.low + a.high) / 2, a.low, a.high, e.low, e.high
-    )
+    return AmdahlClaim(a.claimed if a.claimed is not None else (a.low + a.high) / 2, a.low, a.high, e.low, e.high)
 
 
 AMDAHL_COLUMNS = (
@@ -454,9 +441,7 @@ def amdahl_check(comparison: pd.DataFrame, claim: AmdahlClaim | None = None) -> 
     )
     df = df.merge(reach, how="left", left_on=keys, right_index=True)
     df["reachable_at_seq_lens"] = df["reachable_at_seq_lens"].astype(object).fillna("none measured")
-    return df.sort_values(["model", "backend", "device", "seq_len"]).reset_index(drop=True)[
-        list(AMDAHL_COLUMNS)
-    ]
+    return df.sort_values(["model", "backend", "device", "seq_len"]).reset_index(drop=True)[list(AMDAHL_COLUMNS)]
 
 
 def seq_sweep_table(comparison: pd.DataFrame, claim: AmdahlClaim | None = None) -> pd.DataFrame:
@@ -515,7 +500,5 @@ def verdicts_from(sources: Iterable[Path], claims: Claims) -> pd.DataFrame:
         frames = [results.read_table(s, "verdicts") for s in saved]
         return pd.concat(frames, ignore_index=True)
     if saved:
-        raise OrinprofError(
-            "mix of verdicts CSVs and results given", "pass either verdicts CSVs or run directories"
-        )
+        raise OrinprofError("mix of verdicts CSVs and results given", "pass either verdicts CSVs or run directories")
     return validate(load_evidence(sources), claims)

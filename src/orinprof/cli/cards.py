@@ -115,9 +115,9 @@ def validate(
 @group_command(group, "export")
 def export(
     evidence: Annotated[list[Path], typer.Option("--evidence", help="Run directories or verdicts.csv.")] = [],  # noqa: B006
-    out_path: Annotated[
-        Path, typer.Option("--out", help="deck.apkg (Anki package) or deck.tsv (Anki text).")
-    ] = Path("deck.apkg"),
+    out_path: Annotated[Path, typer.Option("--out", help="deck.apkg (Anki package) or deck.tsv (Anki text).")] = Path(
+        "deck.apkg"
+    ),
     cards: CardsFile = Path("cards.tsv"),
     claims: ClaimsFile = Path("claims.toml"),
 ) -> None:
@@ -135,12 +135,8 @@ def export(
 @group_command(group, "outliers")
 def outliers(
     model: Annotated[str, typer.Option("--model", help="Pretrained BERT preset.")] = "minilm-l6",
-    top_fraction: Annotated[
-        float, typer.Option("--top-fraction", help="Share of dimensions counted as 'top'.")
-    ] = 0.01,
-    out_path: Annotated[Path, typer.Option("--out", help="outliers CSV (never overwritten).")] = Path(
-        "outliers.csv"
-    ),
+    top_fraction: Annotated[float, typer.Option("--top-fraction", help="Share of dimensions counted as 'top'.")] = 0.01,
+    out_path: Annotated[Path, typer.Option("--out", help="outliers CSV (never overwritten).")] = Path("outliers.csv"),
 ) -> None:
     """Card 3: per-dimension activation magnitudes of a real model's hidden states.
 

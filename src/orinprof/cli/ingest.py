@@ -11,9 +11,7 @@ from rich.table import Table
 from orinprof.backends.trtexec.ingest import class_summary, ingest_trtexec, write_ingest_run
 from orinprof.cli.app import ResultsDir, group_command, out, sub_app
 
-ingest_app = sub_app(
-    "ingest", "Convert existing profiler output (trtexec JSON) into an orinprof run directory."
-)
+ingest_app = sub_app("ingest", "Convert existing profiler output (trtexec JSON) into an orinprof run directory.")
 
 
 @group_command(ingest_app, "trtexec")
@@ -34,9 +32,7 @@ def trtexec(
     Example: orinprof ingest trtexec --profile p.json --layers l.json --onnx bert.onnx --seq-len 128
     """
     result = ingest_trtexec(profile, layers, onnx, times, model, precision)
-    run_dir, skipped = write_ingest_run(
-        result, results_dir, batch, seq_len, device, command="orinprof ingest trtexec"
-    )
+    run_dir, skipped = write_ingest_run(result, results_dir, batch, seq_len, device, command="orinprof ingest trtexec")
     table = Table(title=f"{result.model} · {result.precision} · {len(result.raw)} engine layers")
     for col in ("class", "time ms", "share", "layers"):
         table.add_column(col, justify="left" if col == "class" else "right")

@@ -15,9 +15,7 @@ from orinprof.errors import OrinprofError
 @command("report")
 def report(
     sources: RunDirs,
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="New (or empty) directory for report.html, PNGs, CSVs.")
-    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) directory for report.html, PNGs, CSVs.")],
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty --out.")] = False,
     top: Annotated[int, typer.Option("--top", help="Layers in the waterfall.")] = 15,
 ) -> None:
@@ -39,9 +37,7 @@ def _parse_seqs(text: str | None) -> list[int]:
     try:
         seqs = [int(s) for s in text.split(",") if s.strip()]
     except ValueError as err:
-        raise OrinprofError(
-            f"--sweep {text!r} is not a list of integers", "e.g. --sweep 128,256,384"
-        ) from err
+        raise OrinprofError(f"--sweep {text!r} is not a list of integers", "e.g. --sweep 128,256,384") from err
     return seqs
 
 
@@ -50,32 +46,16 @@ def project_cmd(
     model: Annotated[str | None, typer.Argument(help="Model preset name or ONNX file.")] = None,
     device: Annotated[str, typer.Option("--device", help="Device from the device table.")] = "agx-orin-64gb",
     mode: Annotated[str | None, typer.Option("--mode", help="nvpmodel mode (default: the device's).")] = None,
-    seq: Annotated[
-        int | None, typer.Option("--seq", help="Sequence length (fixes dynamic ONNX dims).")
-    ] = None,
-    batch: Annotated[
-        int | None, typer.Option("--batch", help="Batch size (fixes dynamic ONNX dims).")
-    ] = None,
-    plans: Annotated[
-        str, typer.Option("--plans", help="INT8 plans to project.")
-    ] = "int8-attn,int8-ffn,int8-all",
-    sweep: Annotated[
-        str | None, typer.Option("--sweep", help="Presets: sequence lengths, e.g. 128,384.")
-    ] = None,
-    efficiency: Annotated[
-        Path | None, typer.Option("--efficiency", help="efficiency.csv from --fit.")
-    ] = None,
+    seq: Annotated[int | None, typer.Option("--seq", help="Sequence length (fixes dynamic ONNX dims).")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Batch size (fixes dynamic ONNX dims).")] = None,
+    plans: Annotated[str, typer.Option("--plans", help="INT8 plans to project.")] = "int8-attn,int8-ffn,int8-all",
+    sweep: Annotated[str | None, typer.Option("--sweep", help="Presets: sequence lengths, e.g. 128,384.")] = None,
+    efficiency: Annotated[Path | None, typer.Option("--efficiency", help="efficiency.csv from --fit.")] = None,
     fit: Annotated[list[Path] | None, typer.Option("--fit", help="Run dir(s) to fit efficiency on.")] = None,
-    onnx_file: Annotated[
-        Path | None, typer.Option("--onnx", help="With --fit: the ONNX the runs measured.")
-    ] = None,
+    onnx_file: Annotated[Path | None, typer.Option("--onnx", help="With --fit: the ONNX the runs measured.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write CSVs here (new directory).")] = None,
-    check_mlperf: Annotated[
-        bool, typer.Option("--check-mlperf", help="Compare with MLPerf BERT-99.")
-    ] = False,
-    models_dir: Annotated[Path, typer.Option("--models-dir", help="Cache of exported ONNX files.")] = Path(
-        "models"
-    ),
+    check_mlperf: Annotated[bool, typer.Option("--check-mlperf", help="Compare with MLPerf BERT-99.")] = False,
+    models_dir: Annotated[Path, typer.Option("--models-dir", help="Cache of exported ONNX files.")] = Path("models"),
 ) -> None:
     """Roofline projection of a model onto a device (Jetson, H100/H200, or the local CPU).
 

@@ -58,6 +58,11 @@ def _pct(x: object) -> str:
     return "–" if v != v else f"{100 * v:+.1f}%"
 
 
+def _ci(row: object, name: str) -> str:
+    point, lo, hi = (getattr(row, f"{name}_reduction{s}") for s in ("", "_ci_low", "_ci_high"))
+    return f"{_pct(point)} [{_pct(lo)}, {_pct(hi)}]"
+
+
 def print_comparison(df: pd.DataFrame) -> None:
     if df.empty:
         out.print("No comparison: include the baseline plan (fp32 on CPU, fp16 on GPU) in --precisions.")
@@ -70,9 +75,9 @@ def print_comparison(df: pd.DataFrame) -> None:
             str(r.model),
             str(r.seq_len),
             f"{r.precision} vs {r.baseline}",
-            f"{_pct(r.attention_reduction)} [{_pct(r.attention_reduction_ci_low)}, {_pct(r.attention_reduction_ci_high)}]",
-            f"{_pct(r.ffn_reduction)} [{_pct(r.ffn_reduction_ci_low)}, {_pct(r.ffn_reduction_ci_high)}]",
-            f"{_pct(r.e2e_reduction)} [{_pct(r.e2e_reduction_ci_low)}, {_pct(r.e2e_reduction_ci_high)}]",
+            _ci(r, "attention"),
+            _ci(r, "ffn"),
+            _ci(r, "e2e"),
             _pct(r.amdahl_e2e_reduction),
             str(r.flags) if isinstance(r.flags, str) else "",
         )
@@ -81,7 +86,18 @@ def print_comparison(df: pd.DataFrame) -> None:
 
 def print_summary(df: pd.DataFrame) -> None:
     table = Table(title="Measured (timing run: end-to-end; profiling run: class times)")
-    for col in ("seq", "plan", "median ms", "p99 ms", "CV", "attention ms", "FFN ms", "other ms", "attn share", "cosine"):
+    for col in (
+        "seq",
+        "plan",
+        "median ms",
+        "p99 ms",
+        "CV",
+        "attention ms",
+        "FFN ms",
+        "other ms",
+        "attn share",
+        "cosine",
+    ):
         table.add_column(col)
     for r in df.itertuples(index=False):
         table.add_row(
@@ -225,9 +241,7 @@ def layers_cmd(
     elif model.endswith(".onnx") or Path(model).exists():
         path = Path(model)
     else:
-        raise OrinprofError(
-            f"{model!r} is neither a preset nor an ONNX file", "presets: " + ", ".join(models.PRESETS)
-        )
+        raise OrinprofError(f"{model!r} is neither a preset nor an ONNX file", "presets: " + ", ".join(models.PRESETS))
     df = classify.classify_file(path)
     shown = df if show_all else df[df["op_type"].isin(["MatMul", "Gemm", "Softmax", "Conv"])]
     table = Table(title=f"{path.name}: {classify.summarize(df)}")

@@ -48,9 +48,7 @@ def parse_tegrastats(
 
     target = out_path or file.with_name(file.name + ".telemetry.csv")
     if interval_ms is not None and not interval_ms > 0:
-        raise OrinprofError(
-            f"--interval-ms must be positive (got {interval_ms:g})", "use e.g. --interval-ms 100"
-        )
+        raise OrinprofError(f"--interval-ms must be positive (got {interval_ms:g})", "use e.g. --interval-ms 100")
     result = convert_file(file, target, interval_ms)
     out.print(
         f"{result.parsed} line(s) parsed, {result.skipped} skipped; {result.rows} rows, "

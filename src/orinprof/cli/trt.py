@@ -14,9 +14,7 @@ from orinprof.cli.app import command, out
 @command("lint-qdq")
 def lint_qdq(
     model: Annotated[Path, typer.Argument(help="Q/DQ ONNX file of an INT8 plan.")],
-    csv: Annotated[
-        Path | None, typer.Option("--csv", help="Also write the findings (qdq_lint table).")
-    ] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the findings (qdq_lint table).")] = None,
 ) -> None:
     """Check each attention block's Q/DQ layout against TensorRT's INT8 fused-attention rules.
 
@@ -35,9 +33,7 @@ def lint_qdq(
         out.print(table)
     for row in block_verdicts(findings).itertuples():
         block = "-" if row.block is None or str(row.block) == "<NA>" else str(row.block)
-        out.print(
-            f"block {block} core {row.core}: {row.verdict}" + (f" ({row.reason})" if row.reason else "")
-        )
+        out.print(f"block {block} core {row.core}: {row.verdict}" + (f" ({row.reason})" if row.reason else ""))
     if csv is not None:
         findings.to_csv(csv, index=False)
         out.print(f"wrote {csv}")

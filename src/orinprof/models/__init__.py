@@ -73,9 +73,7 @@ class ModelSpec:
             return [
                 ids,
                 InputSpec("attention_mask", "mask", "int64", (batch, seq_len)),
-                InputSpec(
-                    "token_type_ids", "token_types", "int64", (batch, seq_len), high=int(c["type_vocab_size"])
-                ),
+                InputSpec("token_type_ids", "token_types", "int64", (batch, seq_len), high=int(c["type_vocab_size"])),
             ]
         return [ids]
 

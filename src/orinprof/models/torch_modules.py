@@ -15,9 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def _attention_core(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
+def _attention_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """q, k, v: (B, H, S, D).  Returns (B, H, S, D)."""
     scale = q.shape[-1] ** -0.25
     scores = torch.matmul(q * scale, (k * scale).transpose(-1, -2))
@@ -125,7 +123,11 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(
             BertLayer(
-                c["hidden_size"], c["num_heads"], c["intermediate_size"], c["layer_norm_eps"], c.get("head_dim")
+                c["hidden_size"],
+                c["num_heads"],
+                c["intermediate_size"],
+                c["layer_norm_eps"],
+                c.get("head_dim"),
             )
             for _ in range(c["num_layers"])
         )
@@ -187,8 +189,7 @@ class ViT(nn.Module):
         self.max_tokens = max(max_tokens, 577)
         self.pos_embed = nn.Parameter(torch.randn(1, self.max_tokens, e) * 0.02)
         self.blocks = nn.ModuleList(
-            PreLNBlock(e, c["num_heads"], c["intermediate_size"], c["layer_norm_eps"])
-            for _ in range(c["num_layers"])
+            PreLNBlock(e, c["num_heads"], c["intermediate_size"], c["layer_norm_eps"]) for _ in range(c["num_layers"])
         )
         self.norm = nn.LayerNorm(e, eps=c["layer_norm_eps"])
 
@@ -255,8 +256,7 @@ class GPT2(nn.Module):
         self.wte = nn.Embedding(c["vocab_size"], e)
         self.wpe = nn.Embedding(c["max_position"], e)
         self.h = nn.ModuleList(
-            GPT2Block(e, c["num_heads"], c["intermediate_size"], c["layer_norm_eps"])
-            for _ in range(c["num_layers"])
+            GPT2Block(e, c["num_heads"], c["intermediate_size"], c["layer_norm_eps"]) for _ in range(c["num_layers"])
         )
         self.ln_f = nn.LayerNorm(e, eps=c["layer_norm_eps"])
         self.lm_head = nn.Linear(e, c["vocab_size"], bias=False)
@@ -268,7 +268,7 @@ class GPT2(nn.Module):
         s = input_ids.shape[1]
         positions = torch.arange(s, device=input_ids.device).unsqueeze(0)
         x = self.wte(input_ids) + self.wpe(positions)
-        bias = self.causal_bias[:, :, :s, :s].to(x.dtype)
+        bias = self.causal_bias[:, :, :s, :s].to(x.dtype)  # type: ignore[index]
         for block in self.h:
             x = block(x, bias)
         return self.lm_head(self.ln_f(x))
@@ -306,9 +306,7 @@ class LlamaAttention(nn.Module):
         self.o_proj = nn.Linear(heads * self.head_dim, hidden, bias=False)
         self.theta = theta
 
-    def forward(
-        self, x: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
         q = self.q_proj(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -341,9 +339,7 @@ class LlamaBlock(nn.Module):
         self.post_attention_layernorm = RMSNorm(e, c["rms_norm_eps"])
         self.mlp = LlamaMLP(e, c["intermediate_size"])
 
-    def forward(
-        self, x: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), bias, cos, sin)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -371,9 +367,9 @@ class Llama(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         s = input_ids.shape[1]
         x = self.embed_tokens(input_ids)
-        bias = self.causal_bias[:, :, :s, :s].to(x.dtype)
-        cos = self.rope_cos[:, :, :s].to(x.dtype)
-        sin = self.rope_sin[:, :, :s].to(x.dtype)
+        bias = self.causal_bias[:, :, :s, :s].to(x.dtype)  # type: ignore[index]
+        cos = self.rope_cos[:, :, :s].to(x.dtype)  # type: ignore[index]
+        sin = self.rope_sin[:, :, :s].to(x.dtype)  # type: ignore[index]
         for layer in self.layers:
             x = layer(x, bias, cos, sin)
         return self.lm_head(self.norm(x))

@@ -125,9 +125,7 @@ class TelemetrySession:
             except OrinprofError as err:
                 if self.named:
                     raise
-                log.warning(
-                    "telemetry: %s failed to start (%s); continuing without telemetry", self.source, err
-                )
+                log.warning("telemetry: %s failed to start (%s); continuing without telemetry", self.source, err)
                 self.note = f"{self.source}: {err}"
                 self._reader = None
         return self

@@ -45,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for path in (args.out, summary_path):
             if path.exists():
-                raise OrinprofError(
-                    f"{path} already exists", "results are never overwritten; pass another --out"
-                )
+                raise OrinprofError(f"{path} already exists", "results are never overwritten; pass another --out")
         with open_session(args.source, args.interval) as session:
             t0 = clock()
             time.sleep(args.seconds)

@@ -236,6 +236,4 @@ class Reader:
 
 def samples_frame(rows: Iterable[tuple[Any, ...]]) -> pd.DataFrame:
     df = pd.DataFrame(list(rows), columns=list(SAMPLE_COLUMNS))
-    return df.astype(
-        {"t_s": float, "value": float, "source": str, "channel": str, "unit": str, "status": str}
-    )
+    return df.astype({"t_s": float, "value": float, "source": str, "channel": str, "unit": str, "status": str})

@@ -59,9 +59,7 @@ def check_onnxruntime() -> Check:
 
         providers = onnxruntime.get_available_providers()
     except Exception as err:  # a broken install is reported, not raised
-        return Check(
-            "software", "ONNX Runtime", False, f"{version}: import failed ({err})", "reinstall onnxruntime"
-        )
+        return Check("software", "ONNX Runtime", False, f"{version}: import failed ({err})", "reinstall onnxruntime")
     gpu = [p for p in providers if p in ("CUDAExecutionProvider", "TensorrtExecutionProvider")]
     step = "" if gpu else "CPU only; for GPUs install onnxruntime-gpu (Jetson: the wheel from jetson-ai-lab)"
     return Check("software", "ONNX Runtime", True, f"{version}; providers: {', '.join(providers)}", step)
@@ -81,9 +79,7 @@ def check_torch() -> Check:
         import torch  # only because it is installed; needed to ask whether CUDA works
 
         cuda = bool(torch.cuda.is_available())
-        detail = (
-            f"{version}; CUDA {'available: ' + torch.cuda.get_device_name(0) if cuda else 'not available'}"
-        )
+        detail = f"{version}; CUDA {'available: ' + torch.cuda.get_device_name(0) if cuda else 'not available'}"
     except Exception as err:  # a broken CUDA install is reported, not raised
         return Check("software", "PyTorch", False, f"{version}: import failed ({err})", "reinstall torch")
     step = "" if cuda else "CPU build; on Jetson install NVIDIA's JetPack PyTorch wheel for CUDA"
@@ -99,9 +95,7 @@ def check_tensorrt(trtexec_paths: tuple[str, ...] = ("/usr/src/tensorrt/bin/trte
             "TensorRT (Python)",
             found,
             version or ("installed (version unknown)" if found else "not importable"),
-            ""
-            if found
-            else "on Jetson: `sudo apt install python3-libnvinfer` and a venv with --system-site-packages",
+            "" if found else "on Jetson: `sudo apt install python3-libnvinfer` and a venv with --system-site-packages",
         )
     ]
     trtexec = shutil.which("trtexec") or next((p for p in trtexec_paths if Path(p).is_file()), None)
@@ -126,16 +120,12 @@ def check_telemetry(options: ReaderOptions | None = None) -> list[Check]:
 
 def check_device(options: ReaderOptions | None = None) -> list[Check]:
     o = options or ReaderOptions()
-    fp = fingerprint(
-        proc_root=o.proc_root, etc_root=o.etc_root, sysfs_root=o.sysfs_root, nvpmodel_cmd=o.nvpmodel_cmd
-    )
+    fp = fingerprint(proc_root=o.proc_root, etc_root=o.etc_root, sysfs_root=o.sysfs_root, nvpmodel_cmd=o.nvpmodel_cmd)
     device = fp["device_model"] or fp["gpu_name"] or fp["cpu_model"] or "unknown"
     jetson = fp["device_model"] is not None and fp["l4t"] is not None
     out = [Check("device", "device", True, f"{device} ({fp['machine']}, kernel {fp['kernel']})")]
     if jetson:
-        out.append(
-            Check("device", "L4T / JetPack", True, f"L4T {fp['l4t']} / JetPack {fp['jetpack'] or 'unknown'}")
-        )
+        out.append(Check("device", "L4T / JetPack", True, f"L4T {fp['l4t']} / JetPack {fp['jetpack'] or 'unknown'}"))
         mode = fp["nvpmodel_name"]
         out.append(
             Check(
@@ -157,9 +147,7 @@ def check_device(options: ReaderOptions | None = None) -> list[Check]:
             )
         )
     if fp["gpu_name"]:
-        out.append(
-            Check("device", "GPU", True, f"{fp['gpu_name']} (compute capability {fp['compute_capability']})")
-        )
+        out.append(Check("device", "GPU", True, f"{fp['gpu_name']} (compute capability {fp['compute_capability']})"))
     else:
         out.append(Check("device", "GPU", False, fp["reasons"].get("gpu", "none"), "CPU backends only"))
     return out

@@ -55,9 +55,7 @@ class HostReader(Reader):
         freq = _quiet(ps.cpu_freq)
         cur = getattr(freq, "current", None)
         out.append(
-            Reading("cpu_freq", float(cur), "MHz")
-            if cur
-            else Reading("cpu_freq", math.nan, "MHz", "sensor_absent")
+            Reading("cpu_freq", float(cur), "MHz") if cur else Reading("cpu_freq", math.nan, "MHz", "sensor_absent")
         )
         sensors = _quiet(getattr(ps, "sensors_temperatures", dict)) or {}
         for chip, entries in sensors.items():

@@ -140,9 +140,7 @@ class JtopReader(Reader):
         actual = _safe(lambda: float(self._jetson.interval))
         if actual is not None and not math.isclose(actual, self.interval_s, rel_tol=0.01):
             # the first client sets the service rate; a running jtop GUI or exporter fixes it
-            log.warning(
-                "jtop: service samples every %.3g s, not the requested %.3g s", actual, self.interval_s
-            )
+            log.warning("jtop: service samples every %.3g s, not the requested %.3g s", actual, self.interval_s)
             self.state.details["jtop_interval_s"] = actual
 
     def _run(self) -> None:
@@ -188,17 +186,11 @@ def readings_from_jtop(jetson: Any) -> list[Reading]:
     for idx, gpu in enumerate(gpus.values()):
         prefix = "gpu" if idx == 0 else f"gpu{idx}"
         load = (gpu.get("status") or {}).get("load")
-        out.append(
-            Reading(f"{prefix}_load", float(load), "%")
-            if load is not None
-            else _absent(f"{prefix}_load", "%")
-        )
+        out.append(Reading(f"{prefix}_load", float(load), "%") if load is not None else _absent(f"{prefix}_load", "%"))
         freq = gpu.get("freq") or {}
         gpcs = freq.get("GPC") or ([freq["cur"]] if "cur" in freq else [])
         for gpc, khz in enumerate(gpcs):
-            out.append(
-                Reading(prefix + "_freq" if gpc == 0 else f"{prefix}_freq_gpc{gpc}", khz / 1000.0, "MHz")
-            )
+            out.append(Reading(prefix + "_freq" if gpc == 0 else f"{prefix}_freq_gpc{gpc}", khz / 1000.0, "MHz"))
 
     emc = (_safe(lambda: jetson.memory) or {}).get("EMC")
     if isinstance(emc, dict) and emc.get("online", True):

@@ -95,9 +95,7 @@ class NvmlReader(Reader):
             _reading("power_total", self._get(lambda: nv.nvmlDeviceGetPowerUsage(h)), "mW"),
             _reading("gpu_freq", self._get(lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)), "MHz"),
             _reading("mem_freq", self._get(lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM)), "MHz"),
-            _reading(
-                "temp_gpu", self._get(lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)), "C"
-            ),
+            _reading("temp_gpu", self._get(lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)), "C"),
             _reading("gpu_load", _attr(self._get(lambda: nv.nvmlDeviceGetUtilizationRates(h)), "gpu"), "%"),
             _reading("throttle_reasons", reasons, "bitmask"),
             _reading("energy_counter", self._get(lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h)), "mJ"),

@@ -27,9 +27,7 @@ TELEMETRY_TABLE = register(
             ),
             Column("source", "str", "reader: `jtop`, `tegrastats`, `nvml` or `host`"),
             Column("channel", "str", "what was measured (see the table description)"),
-            Column(
-                "value", "float", "instantaneous value; empty when `status` is not `ok`", "see `unit`", True
-            ),
+            Column("value", "float", "instantaneous value; empty when `status` is not `ok`", "see `unit`", True),
             Column("unit", "str", "`mW`, `MHz`, `%`, `C`, `MB`, `mJ` or `bitmask`"),
             Column(
                 "status",

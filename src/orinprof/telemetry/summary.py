@@ -87,9 +87,7 @@ def summarize_window(
     }
     if source == "none" or samples.empty:
         if source != "none":
-            out["trust_flags"] = _join(
-                ["too_few_samples", *(["telemetry_sampler_died"] if sampler_died else [])]
-            )
+            out["trust_flags"] = _join(["too_few_samples", *(["telemetry_sampler_died"] if sampler_died else [])])
         return out
 
     win = samples[(samples["t_s"] >= t_start) & (samples["t_s"] <= t_end)]
@@ -115,20 +113,14 @@ def summarize_window(
         t, e = series("energy_counter")
         ok = np.isfinite(e)
         slope = _mean_slope(t[ok], e[ok], t_start, t_end)
-        out["energy_per_inference_counter_mj"] = (
-            slope * (t_end - t_start) / iterations if iterations > 0 else nan
-        )
+        out["energy_per_inference_counter_mj"] = slope * (t_end - t_start) / iterations if iterations > 0 else nan
 
     gpu = np.concatenate([v for k, v in by_channel.items() if _GPU_FREQ.match(k)] or [np.empty(0)])
     if gpu.size:
-        out.update(
-            gpu_freq_mhz_min=gpu.min(), gpu_freq_mhz_median=float(np.median(gpu)), gpu_freq_mhz_max=gpu.max()
-        )
+        out.update(gpu_freq_mhz_min=gpu.min(), gpu_freq_mhz_median=float(np.median(gpu)), gpu_freq_mhz_max=gpu.max())
     mem = by_channel.get("emc_freq", by_channel.get("mem_freq"))
     if mem is not None and mem.size:
-        out.update(
-            emc_freq_mhz_min=mem.min(), emc_freq_mhz_median=float(np.median(mem)), emc_freq_mhz_max=mem.max()
-        )
+        out.update(emc_freq_mhz_min=mem.min(), emc_freq_mhz_median=float(np.median(mem)), emc_freq_mhz_max=mem.max())
     temps = {k: v for k, v in by_channel.items() if k.startswith("temp_")}
     if temps:
         out["temp_max_c"] = float(max(v.max() for v in temps.values()))

@@ -239,9 +239,7 @@ def parse_lines(lines: Iterable[str]) -> tuple[list[TegraSample], int]:
 
 
 def _value_reading(channel: str, value: float, unit: str, missing: str = "not_reported") -> Reading:
-    return (
-        Reading(channel, value, unit) if math.isfinite(value) else Reading(channel, math.nan, unit, missing)
-    )
+    return Reading(channel, value, unit) if math.isfinite(value) else Reading(channel, math.nan, unit, missing)
 
 
 def readings(sample: TegraSample) -> list[Reading]:
@@ -277,9 +275,7 @@ def readings(sample: TegraSample) -> list[Reading]:
 
 
 def _seen_fields(sample: TegraSample) -> set[str]:
-    return (
-        {"EMC_FREQ"} if (math.isfinite(sample.emc_load_pct) or math.isfinite(sample.emc_freq_mhz)) else set()
-    )
+    return {"EMC_FREQ"} if (math.isfinite(sample.emc_load_pct) or math.isfinite(sample.emc_freq_mhz)) else set()
 
 
 def parse_file(path: Path | str, interval_ms: float | None = None) -> tuple[pd.DataFrame, int, int]:
@@ -291,9 +287,7 @@ def parse_file(path: Path | str, interval_ms: float | None = None) -> tuple[pd.D
     """
     path = Path(path)
     if not path.is_file():
-        raise OrinprofError(
-            f"tegrastats log {path} not found", "pass the file written by `tegrastats --logfile`"
-        )
+        raise OrinprofError(f"tegrastats log {path} not found", "pass the file written by `tegrastats --logfile`")
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as err:
@@ -373,9 +367,7 @@ class TegrastatsReader(Reader):
 
     def probe(self) -> Probe:
         if not self._exe:
-            return Probe(
-                False, f"{self.cmd[0] if self.cmd else 'tegrastats'!s} not found (it ships with JetPack)"
-            )
+            return Probe(False, f"{self.cmd[0] if self.cmd else 'tegrastats'!s} not found (it ships with JetPack)")
         return Probe(True, self._exe)
 
     def read(self) -> list[Reading]:  # pragma: no cover - streaming reader; see _run

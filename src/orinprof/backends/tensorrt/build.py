@@ -68,9 +68,7 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> BuildResult:
 
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
-        raise OrinprofError(
-            f"ONNX file {onnx_path} does not exist", "export the model first (orinprof export)"
-        )
+        raise OrinprofError(f"ONNX file {onnx_path} does not exist", "export the model first (orinprof export)")
     features = detect_features(trt)
     typing = plan_typing(features, options.precision, options.strongly_typed)
     logger = _make_logger(trt)
@@ -201,14 +199,10 @@ def _configure_dla(
     # layers DLA cannot run go to the GPU instead of failing the build
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     fallback = tuple(
-        network.get_layer(i).name
-        for i in range(network.num_layers)
-        if not config.can_run_on_DLA(network.get_layer(i))
+        network.get_layer(i).name for i in range(network.num_layers) if not config.can_run_on_DLA(network.get_layer(i))
     )
     if fallback:
-        log.warning(
-            "%d layer(s) cannot run on DLA and fall back to the GPU, e.g. %s", len(fallback), fallback[0]
-        )
+        log.warning("%d layer(s) cannot run on DLA and fall back to the GPU, e.g. %s", len(fallback), fallback[0])
     return fallback
 
 

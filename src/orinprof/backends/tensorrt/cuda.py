@@ -140,17 +140,13 @@ class CudaPython(CudaApi):
     def memcpy_htod(self, ptr: int, host: np.ndarray, stream: int) -> None:
         host = np.ascontiguousarray(host)
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._check(
-            self.rt.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, kind, stream), "cudaMemcpyAsync"
-        )
+        self._check(self.rt.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, kind, stream), "cudaMemcpyAsync")
         # pageable host memory: synchronise before ``host`` may be freed by the caller
         self.stream_synchronize(stream)
 
     def memcpy_dtoh(self, host: np.ndarray, ptr: int, stream: int) -> None:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._check(
-            self.rt.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, kind, stream), "cudaMemcpyAsync"
-        )
+        self._check(self.rt.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, kind, stream), "cudaMemcpyAsync")
         self.stream_synchronize(stream)
 
     def stream_create(self) -> int:
@@ -164,9 +160,7 @@ class CudaPython(CudaApi):
 
     def event_create(self) -> Any:
         # cudaEventDefault (no cudaEventBlockingSync): cudaEventSynchronize spin-waits
-        return self._check(
-            self.rt.cudaEventCreateWithFlags(self.rt.cudaEventDefault), "cudaEventCreateWithFlags"
-        )
+        return self._check(self.rt.cudaEventCreateWithFlags(self.rt.cudaEventDefault), "cudaEventCreateWithFlags")
 
     def event_record(self, event: Any, stream: int) -> None:
         self._check(self.rt.cudaEventRecord(event, stream), "cudaEventRecord")

@@ -92,9 +92,7 @@ class EngineCache:
             sidecar = json.loads(sidecar_path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             return f"sidecar unreadable ({err})"
-        if not isinstance(sidecar, dict) or sidecar.get("key") != json.loads(
-            json.dumps(key.parts(), default=str)
-        ):
+        if not isinstance(sidecar, dict) or sidecar.get("key") != json.loads(json.dumps(key.parts(), default=str)):
             return "sidecar describes a different ONNX/plan/TensorRT/GPU"
         size = engine_path.stat().st_size
         if size != sidecar.get("engine_size"):

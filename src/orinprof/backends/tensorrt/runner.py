@@ -263,9 +263,7 @@ class TensorRTRunner(Runner):
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             shape = dims_tuple(context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
-                raise OrinprofError(
-                    f"engine tensor {name!r} has dynamic shape {list(shape)}", "rebuild the engine"
-                )
+                raise OrinprofError(f"engine tensor {name!r} has dynamic shape {list(shape)}", "rebuild the engine")
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
             host = np.empty(shape, dtype=dtype)
             ptr = self._cuda.malloc(host.nbytes)
@@ -309,8 +307,7 @@ class TensorRTRunner(Runner):
             value = np.asarray(feed[binding.name])
             if tuple(value.shape) != binding.shape:
                 raise OrinprofError(
-                    f"input {binding.name!r} has shape {list(value.shape)}, "
-                    f"the engine expects {list(binding.shape)}",
+                    f"input {binding.name!r} has shape {list(value.shape)}, the engine expects {list(binding.shape)}",
                     "engines are built for one static shape; use the --seq/--batch the engine was built for",
                 )
             np.copyto(binding.host, value.astype(binding.dtype, copy=False))
@@ -336,9 +333,7 @@ class TensorRTRunner(Runner):
         self._copy_inputs(feed)  # once: the timed loop does no host↔device copies
         if self.options.cuda_graph and self._graph is None:
             if not self._cuda.supports_graphs:
-                log.warning(
-                    "CUDA-graph replay needs cuda-python (have %s); timing without it", self._cuda.binding
-                )
+                log.warning("CUDA-graph replay needs cuda-python (have %s); timing without it", self._cuda.binding)
                 return
             # one plain launch first: TensorRT may allocate/update state on the first enqueue,
             # which must not happen during capture

@@ -53,7 +53,10 @@ PLAN_CLASSES: dict[str, tuple[str, ...]] = {
 # unmatched (the LM heads of GPT-2 and Llama) is "other" and never quantized by a plan.
 _LINEAR_RULES: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
     "bert": (
-        ("attention", re.compile(r"^encoder\.layer\.(\d+)\.attention\.(self\.(query|key|value)|output\.dense)$")),
+        (
+            "attention",
+            re.compile(r"^encoder\.layer\.(\d+)\.attention\.(self\.(query|key|value)|output\.dense)$"),
+        ),
         ("ffn", re.compile(r"^encoder\.layer\.(\d+)\.(intermediate|output)\.dense$")),
     ),
     "vit": (
@@ -194,13 +197,16 @@ def int8_linear(
 @functools.cache
 def w8a8_linear_class() -> type:
     """The ``W8A8Linear`` module class (built on first use so that torch loads late)."""
-    import torch
     from torch import nn
     from torch.nn import functional as F
 
     class W8A8Linear(nn.Module):
         """Drop-in for an ``nn.Linear``: int8 weight per output channel, int8 activations per
         token or per tensor, int32 accumulation.  Buffers only (no parameters): nothing trains."""
+
+        weight_int8: torch.Tensor
+        weight_scale: torch.Tensor
+        bias: torch.Tensor | None
 
         def __init__(self, linear: nn.Linear, granularity: str, cuda_shapes: bool) -> None:
             super().__init__()
@@ -283,10 +289,7 @@ def apply_w8a8(
         new = cls(linear, granularity, cuda_shapes)
         n_padded = -(-info.out_features // 8) * 8 if cuda_shapes else info.out_features
         if new.k_pad or n_padded != info.out_features:
-            note = (
-                f"{info.name}: K {info.in_features}→{info.in_features + new.k_pad}, "
-                f"N {info.out_features}→{n_padded}"
-            )
+            note = f"{info.name}: K {info.in_features}→{info.in_features + new.k_pad}, N {info.out_features}→{n_padded}"
             padded.append(note)
             log.info("padding %s for CUDA _int_mm (K and N must be multiples of 8)", note)
         _set_submodule(model, info.name, new.to(linear.weight.device))

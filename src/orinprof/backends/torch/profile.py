@@ -58,7 +58,13 @@ _SPANS: dict[str, tuple[tuple[str, str, str | None, str, str], ...]] = {
         ),
     ),
     "vit": (
-        ("attention", r"^blocks\.(\d+)\.query$", "blocks.{0}.attn_out", "blocks.{0}.attention", "PreLNAttention"),
+        (
+            "attention",
+            r"^blocks\.(\d+)\.query$",
+            "blocks.{0}.attn_out",
+            "blocks.{0}.attention",
+            "PreLNAttention",
+        ),
         ("ffn", r"^blocks\.(\d+)\.fc1$", "blocks.{0}.fc2", "blocks.{0}.mlp", "PreLNMLP"),
     ),
     "gpt2": (
@@ -186,8 +192,7 @@ def profile_modules(
             if cuda:
                 torch.cuda.synchronize()  # once per iteration, after the whole forward
             rows += [
-                (it, r.name, r.op_type, "", marks.elapsed_ms(i), r.layer_class, r.block)
-                for i, r in enumerate(regions)
+                (it, r.name, r.op_type, "", marks.elapsed_ms(i), r.layer_class, r.block) for i, r in enumerate(regions)
             ]
             if progress:
                 progress(it + 1, iterations)

@@ -124,7 +124,8 @@ def parse_device(device: str) -> tuple[str, int]:
     match = _DEVICE.match(device.strip().lower())
     if not match:
         raise OrinprofError(
-            f"device {device!r} is not a torch device", "use --device cuda, cuda:N or cpu with --backend torch"
+            f"device {device!r} is not a torch device",
+            "use --device cuda, cuda:N or cpu with --backend torch",
         )
     return match.group(1), int(match.group(2) or 0)
 
@@ -206,7 +207,12 @@ class TorchRunner(Runner):
         if self.kind == "cuda":
             self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
         log.info(
-            "torch %s: %s %s on %s (%s)", torch.__version__, spec.name, self.opts.precision, self._device, self.dtype
+            "torch %s: %s %s on %s (%s)",
+            torch.__version__,
+            spec.name,
+            self.opts.precision,
+            self._device,
+            self.dtype,
         )
 
     def _check_device(self, torch: Any) -> Any:
@@ -220,7 +226,8 @@ class TorchRunner(Runner):
         count = torch.cuda.device_count()
         if self.index >= count:
             raise OrinprofError(
-                f"CUDA device {self.index} does not exist ({count} visible)", f"use --device cuda:0..{count - 1}"
+                f"CUDA device {self.index} does not exist ({count} visible)",
+                f"use --device cuda:0..{count - 1}",
             )
         capability = torch.cuda.get_device_capability(self.index)
         if self.opts.int8 and capability < INT8_MIN_CAPABILITY:
@@ -253,7 +260,7 @@ class TorchRunner(Runner):
     def info_impl(self) -> BackendInfo:
         import torch
 
-        versions = {"torch": torch.__version__}
+        versions: dict[str, str] = {"torch": str(torch.__version__)}
         details: dict[str, Any] = {
             "preset": self.spec.name,
             "precision": self.opts.precision,

@@ -104,8 +104,7 @@ def _join(profile: parse.LayerProfile, info: parse.EngineLayers | None) -> tuple
         mismatched = int((lay["name"].to_numpy() != recs["name"].to_numpy()).sum())
         if mismatched:
             log.warning(
-                "profile and layer info have %d layers each but %d names differ; "
-                "joining by position (as TREx does)",
+                "profile and layer info have %d layers each but %d names differ; joining by position (as TREx does)",
                 len(recs),
                 mismatched,
             )
@@ -252,9 +251,7 @@ def _classes_and_flops(
 def _fallback_attribution(raw: pd.DataFrame, classes: pd.DataFrame | None) -> pd.DataFrame:
     """Used only while :mod:`orinprof.attribute` is absent: a node set with one class gets it,
     several classes give ``mixed`` (not split), no classes give ``other``."""
-    node_class = (
-        dict(zip(classes["node"], classes["layer_class"], strict=True)) if classes is not None else {}
-    )
+    node_class = dict(zip(classes["node"], classes["layer_class"], strict=True)) if classes is not None else {}
     node_block = dict(zip(classes["node"], classes["block"], strict=True)) if classes is not None else {}
     total = float(raw["time_ms"].sum())
     rows = []
@@ -319,9 +316,7 @@ def _gemm_counts(raw: pd.DataFrame, classes: pd.DataFrame, costs: pd.DataFrame) 
     counts = {"gemms_total": float(len(gemm_nodes))}
     for cls in ("attention", "ffn"):
         counts[f"gemms_int8_{cls}"] = float(sum(node_class.get(n) == cls for n in int8_nodes))
-    counts["gemms_int8_other"] = (
-        float(len(int8_nodes)) - counts["gemms_int8_attention"] - counts["gemms_int8_ffn"]
-    )
+    counts["gemms_int8_other"] = float(len(int8_nodes)) - counts["gemms_int8_attention"] - counts["gemms_int8_ffn"]
     return counts
 
 
@@ -352,9 +347,7 @@ def ingest_trtexec(
     """Read trtexec's ``--exportProfile`` (and optionally ``--exportLayerInfo``, ``--exportTimes``
     and the ONNX the engine was built from) into a raw per-layer frame and attributed layers."""
     if precision is not None and precision not in results.PRECISIONS:
-        raise OrinprofError(
-            f"unknown precision {precision!r}", "choose one of: " + ", ".join(results.PRECISIONS)
-        )
+        raise OrinprofError(f"unknown precision {precision!r}", "choose one of: " + ", ".join(results.PRECISIONS))
     prof = parse.read_profile(Path(profile))
     info = parse.read_layer_info(Path(layers)) if layers is not None else None
     trace = parse.read_times(Path(times)) if times is not None else None
@@ -363,9 +356,7 @@ def ingest_trtexec(
     if info is None:
         notes.append("no --layers: ONNX nodes come from engine layer names only, no precisions")
     elif not info.detailed:
-        notes.append(
-            "layer info is names-only: rebuild with --profilingVerbosity=detailed for Metadata and precisions"
-        )
+        notes.append("layer info is names-only: rebuild with --profilingVerbosity=detailed for Metadata and precisions")
 
     raw = build_raw_profile(prof, info, node_order)
     classes = flops = costs = None
@@ -378,13 +369,7 @@ def ingest_trtexec(
     fused = raw["op_type"].eq("Myelin") | raw["layer"].str.startswith("{ForeignNode[")
     precisions = tuple(sorted({p for p in raw["precision_out"] if p}))
     gemms: dict[str, float] = {}
-    if (
-        classes is not None
-        and costs is not None
-        and "gemm" in costs.columns
-        and info is not None
-        and info.detailed
-    ):
+    if classes is not None and costs is not None and "gemm" in costs.columns and info is not None and info.detailed:
         gemms = _gemm_counts(raw, classes, costs)
     sources = {"profile": str(profile)}
     for key, value in (("layers", layers), ("onnx", onnx), ("times", times)):
@@ -477,8 +462,7 @@ def write_ingest_run(
         frames.append((results.check(lat, "latencies"), "latencies"))
         if not result.classes_available or not result.gemm_counts:
             skipped.append(
-                "summary.csv: needs attention/FFN classes and GEMM counts "
-                "(pass --onnx with detailed --layers)"
+                "summary.csv: needs attention/FFN classes and GEMM counts (pass --onnx with detailed --layers)"
             )
         else:
             frames.append((results.check(_summary_row(result, keys, device), "summary"), "summary"))

@@ -167,9 +167,7 @@ _PROFILE_HINT = "pass the JSON written by trtexec --exportProfile=FILE"
 
 def parse_profile(data: Any, source: str = "<profile>") -> LayerProfile:
     if not isinstance(data, list):
-        raise OrinprofError(
-            f"{source}: not a trtexec --exportProfile file (found {_describe(data)})", _PROFILE_HINT
-        )
+        raise OrinprofError(f"{source}: not a trtexec --exportProfile file (found {_describe(data)})", _PROFILE_HINT)
     count: int | None = None
     items = list(data)
     if items and isinstance(items[0], dict) and set(items[0]) == {"count"}:
@@ -200,9 +198,7 @@ def parse_profile(data: Any, source: str = "<profile>") -> LayerProfile:
             }
         )
     if not rows:
-        raise OrinprofError(
-            f"{source}: not a trtexec --exportProfile file (it holds no layer records)", _PROFILE_HINT
-        )
+        raise OrinprofError(f"{source}: not a trtexec --exportProfile file (it holds no layer records)", _PROFILE_HINT)
     records = pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
     has_median = bool(records["median_ms"].notna().any())
     return LayerProfile(source=source, count=count, has_median=has_median, records=records)
@@ -254,9 +250,7 @@ class EngineLayers:
     bindings: tuple[str, ...] = field(default_factory=tuple)
 
 
-_LAYERS_HINT = (
-    "pass the JSON written by trtexec --exportLayerInfo=FILE (build with --profilingVerbosity=detailed)"
-)
+_LAYERS_HINT = "pass the JSON written by trtexec --exportLayerInfo=FILE (build with --profilingVerbosity=detailed)"
 
 
 def _io_precision(entries: Any) -> str:
@@ -342,9 +336,7 @@ def parse_times(data: Any, source: str = "<times>") -> pd.DataFrame:
     """Per-iteration trace → :data:`TIMES_COLUMNS` (``compute_ms`` = GPU compute time from CUDA
     events around enqueue, ``latency_ms`` = H2D + compute + D2H)."""
     if not isinstance(data, list) or not data:
-        raise OrinprofError(
-            f"{source}: not a trtexec --exportTimes file (found {_describe(data)})", _TIMES_HINT
-        )
+        raise OrinprofError(f"{source}: not a trtexec --exportTimes file (found {_describe(data)})", _TIMES_HINT)
     rows = []
     for i, rec in enumerate(data):
         if not isinstance(rec, dict) or any(k not in rec for k in _TIMES_KEYS):
@@ -417,8 +409,7 @@ def _summary(values: list[Any], name: str, source: str) -> MetricSummary:
         pcts = {90: _float(values[4]), 95: _float(values[5]), 99: _float(values[6])}
     else:
         raise OrinprofError(
-            f"{source}: {name!r} has {len(values)} values "
-            "(expected 5 or 7: min, max, mean, median, percentiles)",
+            f"{source}: {name!r} has {len(values)} values (expected 5 or 7: min, max, mean, median, percentiles)",
             _TREX_HINT,
         )
     return MetricSummary(_float(values[0]), _float(values[1]), _float(values[2]), _float(values[3]), pcts)
@@ -428,8 +419,7 @@ def read_trex_profile_metadata(path: Path) -> TrexProfileMetadata:
     data = _load_json(path, "TREx profile metadata", _TREX_HINT)
     if not isinstance(data, dict) or not isinstance(data.get("performance_summary"), dict):
         raise OrinprofError(
-            f"{path}: not a TREx profile metadata file "
-            f"(found {_describe(data)}; expected performance_summary)",
+            f"{path}: not a TREx profile metadata file (found {_describe(data)}; expected performance_summary)",
             _TREX_HINT,
         )
     metrics: dict[str, MetricSummary] = {}
@@ -455,9 +445,7 @@ def read_trex_build_metadata(path: Path) -> TrexBuildMetadata:
             f"{path}: not a TREx build metadata file (found {_describe(data)}; expected build_options)",
             _TREX_HINT,
         )
-    return TrexBuildMetadata(
-        str(path), dict(data.get("model_options") or {}), dict(data["build_options"] or {})
-    )
+    return TrexBuildMetadata(str(path), dict(data.get("model_options") or {}), dict(data["build_options"] or {}))
 
 
 # --------------------------------------------------------------------------- names and metadata
@@ -613,11 +601,7 @@ def match_onnx_nodes(
     valid ONNX — when ``onnx_node_names`` is given, else ``fused-unattributed``), ``Reformatting
     CopyNode …`` (``reformat``), Myelin ``shape_call``/``signal``/``wait`` bookkeeping (``aux``).
     With ``onnx_node_names`` every name is checked against the graph (``layers.0`` ≡ ``layers_0``)."""
-    index = (
-        _index
-        if _index is not None
-        else (onnx_index(onnx_node_names) if onnx_node_names is not None else None)
-    )
+    index = _index if _index is not None else (onnx_index(onnx_node_names) if onnx_node_names is not None else None)
     name = layer_name.strip()
     if metadata_nodes:
         if index is None:
@@ -640,9 +624,7 @@ def match_onnx_nodes(
         if not starts or not ends or min(starts) > max(ends):
             return [], "fused-unattributed"
         return list(onnx_node_names[min(starts) : max(ends) + 1]), "range"
-    if _MYELIN_AUX.search(name) and (
-        name.startswith(("dummy_", "exit^", "__mye")) or _MYELIN_SUFFIX.search(name)
-    ):
+    if _MYELIN_AUX.search(name) and (name.startswith(("dummy_", "exit^", "__mye")) or _MYELIN_SUFFIX.search(name)):
         return [], "aux"
     if is_myelin_kernel(name):
         # a generated kernel (softmax, layernorm, fused MHA): only Metadata can say which nodes

@@ -184,14 +184,10 @@ class TrtexecRunner(Runner):
         name = device.group(1).strip() if device else "unknown (trtexec not run yet)"
         kind = "jetson" if re.search(r"orin|xavier|tegra", name, re.I) else "gpu"
         versions = {"tensorrt": version.group(1)} if version else {}
-        return BackendInfo(
-            self.name, name, kind, versions, {"trtexec": str(self.trtexec), "precision": self.precision}
-        )
+        return BackendInfo(self.name, name, kind, versions, {"trtexec": str(self.trtexec), "precision": self.precision})
 
     def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
-        raise OrinprofError(
-            "the trtexec backend cannot return model outputs", "use --backend tensorrt for outputs"
-        )
+        raise OrinprofError("the trtexec backend cannot return model outputs", "use --backend tensorrt for outputs")
 
     # ------------------------------------------------------------------ the one trtexec launch
     def _paths(self) -> dict[str, Path]:
@@ -242,9 +238,7 @@ class TrtexecRunner(Runner):
         if proc.returncode != 0:
             errors = [ln.strip() for ln in self._log.splitlines() if _ERROR_LINE.search(ln)]
             last = errors[-1] if errors else (self._log.strip().splitlines() or ["no output"])[-1]
-            raise OrinprofError(
-                f"trtexec failed (exit {proc.returncode}): {last}", f"full log: {paths['log']}"
-            )
+            raise OrinprofError(f"trtexec failed (exit {proc.returncode}): {last}", f"full log: {paths['log']}")
         missing = [str(paths[k]) for k in ("profile", "layers", "times") if not paths[k].is_file()]
         if missing:
             raise OrinprofError(
