@@ -350,6 +350,8 @@ def _profile_one(
             t0 = telemetry.clock()
             latencies = runner.time_e2e(feed, cfg.timing, reporter.progress(f"{label} timing"))
             t1 = telemetry.clock()
+        # energy per inference over the timed iterations only (the runner knows where warm-up ended)
+        t0, t1 = runner.timed_window or (t0, t1)
         tel_summary = tel.summarize(t0, t1, len(latencies))
         tel_samples = tel.samples()
         reporter.stage(f"{label}: per-layer profiling run")

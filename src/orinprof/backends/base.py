@@ -81,6 +81,9 @@ class Runner:
         self.model_path = Path(model_path)
         self.options = options or RunnerOptions()
         self._active = False
+        #: (start, end) of the last timing run's timed iterations, ``time.perf_counter`` seconds;
+        #: ``None`` when the backend times elsewhere (trtexec)
+        self.timed_window: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Runner:
@@ -126,6 +129,7 @@ class Runner:
             done += 1
         latencies: list[float] = []
         t0 = time.perf_counter()
+        self.timed_window = (t0, t0)
         total = timing.iterations
         while len(latencies) < timing.iterations or (
             time.perf_counter() - t0 < timing.min_duration_s and len(latencies) < timing.max_iterations
@@ -133,6 +137,9 @@ class Runner:
             latencies.append(self.timed_call_impl())
             if progress:
                 progress(min(len(latencies), total), total)
+        # the timed window (time.perf_counter, the telemetry clock): energy per inference is
+        # the energy inside it, so warm-up must stay outside
+        self.timed_window = (t0, time.perf_counter())
         return np.asarray(latencies, dtype=float)
 
     def profile_layers(self, feed: Feed, iterations: int, progress: Progress | None = None) -> pd.DataFrame:
