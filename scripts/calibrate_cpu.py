@@ -61,11 +61,7 @@ def main() -> None:
         f"({time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})"
     )
     (cache_dir / "local-cpu.json").write_text(json.dumps(data, indent=2) + "\n")
-    print(
-        json.dumps(
-            {k: data[k] for k in ("fp32_gemm_flops", "int8_gemm_ops", "copy_bandwidth_bytes_s")}, indent=2
-        )
-    )
+    print(json.dumps({k: data[k] for k in ("fp32_gemm_flops", "int8_gemm_ops", "copy_bandwidth_bytes_s")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -90,9 +90,7 @@ def _emit(record: dict[str, Any]) -> None:
 
 def _runner(preset: str, precision: str, seq: int, cuda: bool, args: argparse.Namespace) -> TorchRunner:
     extra = {"preset": preset, "precision": precision, "batch": 1, "seq_len": seq}
-    opts = RunnerOptions(
-        device="cuda" if cuda else "cpu", threads=None if cuda else args.threads, extra=extra
-    )
+    opts = RunnerOptions(device="cuda" if cuda else "cpu", threads=None if cuda else args.threads, extra=extra)
     return TorchRunner(None, opts)
 
 
@@ -223,9 +221,7 @@ def roofline(args: argparse.Namespace) -> dict[str, Any]:
     spec = models.get(preset)
     feed = synthesize(spec.inputs(1, seq), np.random.default_rng(0))
     with _runner(preset, precision, seq, cuda, args) as runner:
-        lat = runner.time_e2e(
-            feed, TimingConfig(warmup_iters=20, warmup_s=0.5, iterations=args.iterations or 200)
-        )
+        lat = runner.time_e2e(feed, TimingConfig(warmup_iters=20, warmup_s=0.5, iterations=args.iterations or 200))
     e2e = float(np.median(lat))
     try:
         ops, source = _onnx_ops(preset, seq, elem), "orinprof.costs.node_costs on the exported ONNX"
@@ -251,10 +247,7 @@ def roofline(args: argparse.Namespace) -> dict[str, Any]:
             ["measured e2e median ms", e2e, "TorchRunner.time_e2e, eager"],
         ],
     )
-    print(
-        f"e2e / floor = {e2e / per_op_floor:.2f}× (per-op floor), "
-        f"{e2e / global_floor:.2f}× (whole-model floor)"
-    )
+    print(f"e2e / floor = {e2e / per_op_floor:.2f}× (per-op floor), {e2e / global_floor:.2f}× (whole-model floor)")
     record = {
         "benchmark": "roofline",
         "device": label,
@@ -278,9 +271,7 @@ def roofline(args: argparse.Namespace) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- int8
 
 
-def _torchao_linear(
-    k: int, n: int, device: torch.device, dtype: torch.dtype
-) -> Callable[[torch.Tensor], Any] | None:
+def _torchao_linear(k: int, n: int, device: torch.device, dtype: torch.dtype) -> Callable[[torch.Tensor], Any] | None:
     try:
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
     except ImportError:
@@ -332,8 +323,7 @@ def int8(args: argparse.Namespace) -> dict[str, Any]:
             )
     fp_name = "fp16" if cuda else "fp32"
     _table(
-        f"INT8 GEMM paths ({label}; bert-base GEMM shapes{'' if cuda else ' ÷4, CPU smoke'}, "
-        "M = seq, batch 1)",
+        f"INT8 GEMM paths ({label}; bert-base GEMM shapes{'' if cuda else ' ÷4, CPU smoke'}, M = seq, batch 1)",
         [
             "M×K×N",
             f"{fp_name}_matmul_ms",
@@ -380,9 +370,7 @@ def int8(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["overhead", "roofline", "int8", "all"])
     parser.add_argument("--device", choices=["auto", "cpu"], default="auto", help="auto = CUDA when present")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (CPU smoke runs only)")

@@ -66,15 +66,20 @@ if "$PY" -c "import pynvml; pynvml.nvmlInit(); pynvml.nvmlDeviceGetPowerUsage(py
 fi
 echo "== telemetry: $TELEMETRY"
 
+# --min-duration-s keeps each timed window long enough for ~20 NVML power samples (energy/inference)
 COMMON=(--backend torch --device cuda --telemetry "$TELEMETRY" --results-dir "$RESULTS"
-  --iterations 100 --warmup 20 --warmup-s 0.5 --profile-iterations 20)
+  --iterations 100 --min-duration-s 2 --warmup 20 --warmup-s 0.5 --profile-iterations 20)
+PLANS=(--precisions fp16,int8-attn,int8-ffn,int8-all)
 
-stage "profile bert-base" 200 "$PY" -m orinprof profile --model bert-base --seq 128,256,384,512 \
-  --precisions fp16,int8-attn,int8-ffn,int8-all "${COMMON[@]}"
-stage "profile llama-4l" 120 "$PY" -m orinprof profile --model llama-4l --seq 128,512 \
-  --precisions fp16,int8-attn,int8-ffn,int8-all "${COMMON[@]}"
-stage "profile bert-base, CUDA graph replay (reported separately)" 90 "$PY" -m orinprof profile \
-  --model bert-base --seq 128,384 --precisions fp16,int8-all --cuda-graph "${COMMON[@]}"
+# CUDA-graph replay first: eager PyTorch at batch 1 is launch-bound, the graph shows the GPU's time
+stage "profile bert-base, CUDA graph replay" 150 "$PY" -m orinprof profile --model bert-base \
+  --seq 128,256,384,512 "${PLANS[@]}" --cuda-graph "${COMMON[@]}"
+stage "profile llama-4l, CUDA graph replay" 90 "$PY" -m orinprof profile --model llama-4l --seq 128,512 \
+  "${PLANS[@]}" --cuda-graph "${COMMON[@]}"
+stage "profile bert-base, eager" 150 "$PY" -m orinprof profile --model bert-base --seq 128,256,384,512 \
+  "${PLANS[@]}" "${COMMON[@]}"
+stage "profile llama-4l, eager" 80 "$PY" -m orinprof profile --model llama-4l --seq 128,512 \
+  "${PLANS[@]}" "${COMMON[@]}"
 
 if "$PY" -c "import pytest" 2>/dev/null; then
   stage "GPU tests" 60 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/backends/test_torch_runner.py

@@ -238,6 +238,23 @@ def profile(cfg: ProfileConfig, reporter: Reporter | None = None) -> ProfileResu
     return ProfileResult(run_dir, summary, comparison, tuple(failures))
 
 
+def prepare(cfg: ProfileConfig, reporter: Reporter | None = None) -> list[tuple[int, quantize.PlannedModel]]:
+    """Export, classify and write every plan's ONNX without measuring (``orinprof export``): the
+    host-side half of the Jetson workflow, for a device without torch."""
+    reporter = reporter or Reporter()
+    spec, plans = _check_config(cfg)
+    out = []
+    for seq in list(cfg.seq_lens) or ([spec.default_seq] if spec else [0]):
+        exported, classes = _exported(cfg, spec, seq)
+        _feed, _held, calib, calib_id = _samples(exported.inputs, cfg)
+        for plan in plans:
+            reporter.stage(f"{exported.model} · seq {exported.seq_len} · {plan.name}")
+            out.append(
+                (exported.seq_len, quantize.apply_plan(exported, plan, classes, calib, calib_id, cfg.calib_method))
+            )
+    return out
+
+
 def _cpu() -> str:
     from orinprof.backends.onnxruntime.runner import cpu_model
 

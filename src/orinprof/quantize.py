@@ -316,6 +316,10 @@ def _quantize_static(src: Path, dst: Path, nodes: list[str], calibration: Calibr
     fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".onnx.tmp")
     os.close(fd)
     log.info("quantizing %d GEMMs of %s (ORT quantize_static, QDQ, TensorRT-safe options)", len(nodes), src.name)
+    # ORT logs a pre-processing suggestion on the root logger; orinprof's graph needs none
+    # (shape inference and optimisation would rename the nodes the class map refers to)
+    quiet = _DropMessages("pre-processing")
+    logging.getLogger().addFilter(quiet)
     try:
         quantize_static(
             str(src),
@@ -333,8 +337,18 @@ def _quantize_static(src: Path, dst: Path, nodes: list[str], calibration: Calibr
         )
         os.replace(tmp, dst)
     finally:
+        logging.getLogger().removeFilter(quiet)
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle = needle
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.needle not in record.getMessage()
 
 
 def plan_file_checksum(planned: PlannedModel) -> str:

@@ -201,6 +201,52 @@ def profile_cmd(
         )
 
 
+@command("export")
+def export_cmd(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Preset name.")] = None,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="Your own ONNX file instead of a preset.")] = None,
+    precisions: Annotated[str, typer.Option(help="Plans to write.")] = "fp32,fp16,int8-attn,int8-ffn,int8-all",
+    seq: Annotated[str | None, typer.Option("--seq", help="Sequence lengths: 128,384 or 64..512.")] = None,
+    batch: Annotated[int, typer.Option(help="Batch size.")] = 1,
+    opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 8.x parsers need ≤ 17).")] = 17,
+    calib_batches: Annotated[int, typer.Option(help="Synthetic calibration batches for INT8 plans.")] = 16,
+    calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of calibration inputs.")] = None,
+    models_dir: ModelsDir = Path("models"),
+) -> None:
+    """Write the plans' ONNX files (export, classify, quantize) without measuring: prepare on a host
+    with torch, copy models/ to a Jetson, profile there.
+
+    Example: orinprof export --model bert-base --seq 128,384 --precisions fp16,int8-attn
+    """
+    from orinprof.measure import ProfileConfig, parse_seq_lens, prepare
+
+    cfg = ProfileConfig(
+        model=model,
+        onnx=onnx,
+        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+        seq_lens=parse_seq_lens(seq) if seq else (),
+        batch=batch,
+        opset=opset,
+        calib_batches=calib_batches,
+        calib_method=calib_method,
+        inputs_npz=inputs,
+        models_dir=models_dir,
+    )
+    table = Table(title="Plans written")
+    for col in ("seq", "plan", "file", "INT8 GEMMs (attention / FFN / other)"):
+        table.add_column(col)
+    for seq_len, planned in prepare(cfg):
+        c = planned.gemm_counts
+        table.add_row(
+            str(seq_len),
+            planned.plan.name,
+            str(planned.path),
+            f"{c['gemms_int8_attention']} / {c['gemms_int8_ffn']} / {c['gemms_int8_other']} of {c['gemms_total']}",
+        )
+    out.print(table)
+
+
 @command("compare")
 def compare_cmd(
     runs: RunDirs,
