@@ -112,6 +112,8 @@ def cmd_int8(args: argparse.Namespace) -> dict:
     variants: dict[str, Path] = {"fp32": exported.path}
     planned = quantize.apply_plan(exported, quantize.get_plan("int8-all"), classes, calib, "bench")
     variants["orinprof int8-all (TensorRT Q/DQ)"] = planned.path
+    ort_style = quantize.apply_plan(exported, quantize.get_plan("int8-all"), classes, calib, "bench", qdq_style="ort")
+    variants["orinprof int8-all --qdq-style ort"] = ort_style.path
     variants["ORT quantize_dynamic"] = tmp / "dynamic.onnx"
     quantize_dynamic(str(exported.path), str(variants["ORT quantize_dynamic"]), weight_type=QuantType.QInt8)
     variants["ORT quantize_static (default QDQ)"] = tmp / "static.onnx"

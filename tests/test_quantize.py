@@ -140,3 +140,23 @@ def test_unknown_plan_lists_choices() -> None:
     with pytest.raises(quantize.OrinprofError) as info:
         quantize.get_plan("int4")
     assert "int4" in info.value.one_line() and "fp32, fp16, int8-attn, int8-ffn, int8-all" in info.value.one_line()
+
+
+def test_ort_style_is_ort_cpu_layout(bert) -> None:  # type: ignore[no-untyped-def]
+    """``--qdq-style ort``: int8 weight initializers and quantized GEMM outputs (ORT's integer
+    kernels need them), a different file from the TensorRT layout, same class selection."""
+    exported, classes, plans = bert
+    ort_plan = quantize.apply_plan(
+        exported, quantize.get_plan("int8-ffn"), classes, quantize.synthetic_calibration(exported, 4), qdq_style="ort"
+    )
+    assert ort_plan.path != plans["int8-ffn"].path
+    assert ort_plan.gemm_counts == plans["int8-ffn"].gemm_counts
+    model = onnx.load(str(ort_plan.path))
+    int8_inits = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2]
+    assert len(int8_inits) == 4  # the four FFN weight matrices, stored as int8
+    role = dict(zip(classes["node"], classes["role"]))
+    ffn = [n for n in model.graph.node if role.get(n.name) in ("ffn_up", "ffn_down") and n.op_type == "MatMul"]
+    consumers = {t: [c for c in model.graph.node if t in c.input] for n in ffn for t in n.output}
+    assert any(c.op_type == "QuantizeLinear" for cs in consumers.values() for c in cs)
+    with pytest.raises(quantize.OrinprofError, match="Q/DQ style"):
+        quantize.apply_plan(exported, quantize.get_plan("int8-ffn"), classes, None, qdq_style="fast")

@@ -148,10 +148,11 @@ def export_preset(
 # ----------------------------------------------------------------------------- user ONNX
 
 
-def load_onnx(path: Path) -> onnx.ModelProto:
+def load_onnx(path: Path | str, missing_hint: str = "check the path given to --onnx") -> onnx.ModelProto:
+    """Load an ONNX file; a missing file, a directory or a non-ONNX file is a one-line error."""
     path = Path(path)
     if not path.exists():
-        raise OrinprofError(f"{path} does not exist", "check the path given to --onnx")
+        raise OrinprofError(f"{path} does not exist", missing_hint)
     if path.is_dir():
         raise OrinprofError(f"{path} is a directory, not an ONNX file", "pass the .onnx file itself")
     try:

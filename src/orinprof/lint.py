@@ -165,18 +165,9 @@ class _Graph:
 def _load(model: onnx.ModelProto | Path | str) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         return model
-    path = Path(model)
-    if not path.exists():
-        raise OrinprofError(f"{path} does not exist", "pass the Q/DQ ONNX file of an INT8 plan")
-    if path.is_dir():
-        raise OrinprofError(f"{path} is a directory, not an ONNX file", "pass the .onnx file itself")
-    try:
-        loaded = onnx.load(str(path))
-    except Exception as err:  # protobuf raises DecodeError and friends
-        raise OrinprofError(f"{path} is not an ONNX model ({type(err).__name__})", "pass a .onnx file") from err
-    if not loaded.graph.node:
-        raise OrinprofError(f"{path} is not an ONNX model (no graph nodes)", "pass a .onnx file")
-    return loaded
+    from orinprof.export import load_onnx
+
+    return load_onnx(model, "pass the Q/DQ ONNX file of an INT8 plan")
 
 
 def lint_qdq(model: onnx.ModelProto | Path | str, classes: pd.DataFrame | None = None) -> pd.DataFrame:

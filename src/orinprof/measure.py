@@ -51,6 +51,7 @@ class ProfileConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     calib_batches: int = 16
     calib_method: str = "minmax"
+    qdq_style: str = "trt"
     inputs_npz: Path | None = None
     fidelity_samples: int = 4
     telemetry: str = "auto"
@@ -250,7 +251,10 @@ def prepare(cfg: ProfileConfig, reporter: Reporter | None = None) -> list[tuple[
         for plan in plans:
             reporter.stage(f"{exported.model} · seq {exported.seq_len} · {plan.name}")
             out.append(
-                (exported.seq_len, quantize.apply_plan(exported, plan, classes, calib, calib_id, cfg.calib_method))
+                (
+                    exported.seq_len,
+                    quantize.apply_plan(exported, plan, classes, calib, calib_id, cfg.calib_method, cfg.qdq_style),
+                )
             )
     return out
 
@@ -349,7 +353,7 @@ def _profile_one(
         exported, classes = _exported(cfg, spec, seq)
         seq = exported.seq_len or seq
         feed, held, calib, calib_id = _samples(exported.inputs, cfg)
-        planned = quantize.apply_plan(exported, plan, classes, calib, calib_id, cfg.calib_method)
+        planned = quantize.apply_plan(exported, plan, classes, calib, calib_id, cfg.calib_method, cfg.qdq_style)
         gemm_counts = dict(planned.gemm_counts)
         model_path = planned.path
         batch = exported.batch
@@ -425,6 +429,9 @@ def _profile_one(
         "telemetry_source": tel.source,
         "trust_flags": tel_summary.get("trust_flags") or None,
         "backend_versions": ";".join(f"{k}={v}" for k, v in binfo.versions.items()),
+        # the timed window on the telemetry clock (``t_s`` of telemetry.csv): reports shade it
+        "window_start_s": t0,
+        "window_end_s": t1,
         "cuda_graph": bool(cfg.cuda_graph),
     }
     for k, v in tel_summary.items():

@@ -63,6 +63,14 @@ TRT_EXTRA_OPTIONS: dict[str, object] = {
 }
 
 
+#: ONNX Runtime's own preferred layout for its CPU kernels: int8 weight initializers (DQ only) and
+#: quantized GEMM outputs, so its QDQ fusions turn DQ→MatMul→Q into integer kernels (QLinearMatMul).
+#: Not TensorRT-safe (Q/DQ on GEMM outputs, INT32 bias DQ on Gemm): for ``--qdq-style ort`` only.
+ORT_CPU_EXTRA_OPTIONS: dict[str, object] = {"ActivationSymmetric": True, "WeightSymmetric": True}
+
+QDQ_STYLES: dict[str, dict[str, object]] = {"trt": TRT_EXTRA_OPTIONS, "ort": ORT_CPU_EXTRA_OPTIONS}
+
+
 @dataclass(frozen=True)
 class QuantPlan:
     name: str
@@ -143,13 +151,15 @@ def count_int8_gemms(model: onnx.ModelProto, layer_classes: pd.DataFrame) -> dic
     return counts
 
 
-def _cache_key(exported: ExportedModel, plan: QuantPlan, calib_id: str, nodes: list[str]) -> str:
+def _cache_key(
+    exported: ExportedModel, plan: QuantPlan, calib_id: str, nodes: list[str], options: dict[str, object]
+) -> str:
     h = hashlib.sha256()
     h.update(exported.sha256.encode())
     h.update(plan.name.encode())
     h.update(calib_id.encode())
     h.update("\n".join(sorted(nodes)).encode())
-    h.update(json.dumps(TRT_EXTRA_OPTIONS, sort_keys=True).encode())
+    h.update(json.dumps(options, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -254,8 +264,14 @@ def apply_plan(
     calibration: CalibrationSource | None = None,
     calibration_id: str = "synthetic",
     calibration_method: str = "minmax",
+    qdq_style: str = "trt",
 ) -> PlannedModel:
-    """Write (or reuse) the plan's ONNX beside the exported model."""
+    """Write (or reuse) the plan's ONNX beside the exported model.
+
+    ``qdq_style``: ``trt`` (default) places Q/DQ as TensorRT needs them; ``ort`` uses ONNX
+    Runtime's own CPU-friendly layout (see :data:`ORT_CPU_EXTRA_OPTIONS`)."""
+    if qdq_style not in QDQ_STYLES:
+        raise OrinprofError(f"unknown Q/DQ style {qdq_style!r}", "choose trt (TensorRT layout) or ort (ORT CPU)")
     base = onnx.load(str(exported.path), load_external_data=False)
     counts_fp32 = count_int8_gemms(base, layer_classes)
     if plan.name == "fp32":
@@ -270,13 +286,15 @@ def apply_plan(
     nodes = nodes_for_plan(layer_classes, plan)
     if not nodes:
         log.warning("plan %s: the model has no %s GEMMs; the plan equals fp32", plan.name, "/".join(plan.int8_classes))
-    key = _cache_key(exported, plan, f"{calibration_id}:{calibration_method}", nodes)
-    out = exported.path.with_name(f"{exported.path.stem}.{plan.name}.{key}.onnx")
-    calib_info = {"source": calibration_id, "method": calibration_method}
+    options = QDQ_STYLES[qdq_style]
+    key = _cache_key(exported, plan, f"{calibration_id}:{calibration_method}", nodes, options)
+    style = "" if qdq_style == "trt" else f".{qdq_style}"
+    out = exported.path.with_name(f"{exported.path.stem}.{plan.name}{style}.{key}.onnx")
+    calib_info = {"source": calibration_id, "method": calibration_method, "qdq_style": qdq_style}
     if not out.exists():
         if calibration is None:
             raise OrinprofError(f"plan {plan.name} needs calibration data", "pass --calib-batches or --inputs")
-        _quantize_static(exported.path, out, nodes, calibration, calibration_method)
+        _quantize_static(exported.path, out, nodes, calibration, calibration_method, options)
     model = onnx.load(str(out), load_external_data=False)
     return PlannedModel(plan, out, count_int8_gemms(model, layer_classes), calib_info)
 
@@ -295,7 +313,14 @@ class _Reader:
         self.it = iter(self.source())
 
 
-def _quantize_static(src: Path, dst: Path, nodes: list[str], calibration: CalibrationSource, method: str) -> None:
+def _quantize_static(
+    src: Path,
+    dst: Path,
+    nodes: list[str],
+    calibration: CalibrationSource,
+    method: str,
+    options: dict[str, object],
+) -> None:
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.calibrate import CalibrationDataReader
@@ -315,7 +340,12 @@ def _quantize_static(src: Path, dst: Path, nodes: list[str], calibration: Calibr
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".onnx.tmp")
     os.close(fd)
-    log.info("quantizing %d GEMMs of %s (ORT quantize_static, QDQ, TensorRT-safe options)", len(nodes), src.name)
+    log.info(
+        "quantizing %d GEMMs of %s (ORT quantize_static, QDQ, %s)",
+        len(nodes),
+        src.name,
+        "TensorRT-safe options" if options is TRT_EXTRA_OPTIONS else "ORT CPU layout",
+    )
     # ORT logs a pre-processing suggestion on the root logger; orinprof's graph needs none
     # (shape inference and optimisation would rename the nodes the class map refers to)
     quiet = _DropMessages("pre-processing")
@@ -333,7 +363,7 @@ def _quantize_static(src: Path, dst: Path, nodes: list[str], calibration: Calibr
             weight_type=QuantType.QInt8,
             nodes_to_quantize=nodes,
             calibrate_method=methods[method],
-            extra_options=dict(TRT_EXTRA_OPTIONS),
+            extra_options=dict(options),
         )
         os.replace(tmp, dst)
     finally:

@@ -151,3 +151,15 @@ def test_cuda_python_return_codes_are_checked():
     with pytest.raises(OrinprofError) as err:
         api.malloc(1000)
     assert "cudaErrorMemoryAllocation" in err.value.one_line() and "out of memory" in err.value.one_line()
+
+
+def test_options_accept_what_measure_passes() -> None:
+    """The pipeline hands every runner the same extra keys; the TensorRT options must take them."""
+    from orinprof.backends.tensorrt.runner import TrtOptions
+    from orinprof.measure import ProfileConfig, _runner_options
+    from orinprof.models import get
+
+    cfg = ProfileConfig(model="bert-tiny", backend="tensorrt", extra={"dla_core": 0, "strongly_typed": True})
+    options = _runner_options(cfg, "int8-attn", 32, get("bert-tiny"))
+    trt_options = TrtOptions.from_extra(options.extra)
+    assert trt_options.precision == "int8-attn" and trt_options.dla_core == 0 and trt_options.strongly_typed

@@ -114,3 +114,68 @@ def test_bad_input_gives_one_line_and_exit_1(tmp_path: Path, setup: str, message
     assert res.exit_code == 1
     assert message in _error_line(res)
     assert not (tmp_path / "v.csv").exists()  # nothing half-written
+
+
+# --------------------------------------------------------------------------- experiments that run models
+
+FAST = ["--iterations", "5", "--warmup-s", "0", "--profile-iterations", "1"]
+
+
+def test_pruning_writes_evidence_that_validate_judges(tmp_path: Path, models_dir: Path) -> None:
+    pytest.importorskip("torch")
+    results_dir = tmp_path / "results"
+    dirs = ["--results-dir", str(results_dir), "--models-dir", str(models_dir)]
+    res = runner.invoke(app, ["cards", "pruning", "--model", "bert-tiny[num_layers=4]", "--seq", "16", *FAST, *dirs])
+    assert res.exit_code == 0, res.output + res.stderr
+    (pruning_dir,) = results_dir.glob("*-pruning-*")
+    table = results.read_table(pruning_dir, "pruning")
+    assert set(table["variant_kind"]) == {"unstructured", "heads+ffn", "layers", "heads", "layers-vs-heads"}
+    for run_id in set(table["run_id"]) | set(table["baseline_run_id"]):  # evidence = real profile runs
+        summary = results.read_table(results_dir / run_id, "summary")
+        assert list(summary["run_id"]) == [run_id] and list(summary["seq_len"]) == [16]
+    dense = results.read_table(results_dir / table["baseline_run_id"].iloc[0], "summary")
+    assert dense["model"].iloc[0] == "bert-tiny[num_layers=4]"
+
+    out = tmp_path / "v.csv"
+    res = runner.invoke(app, ["cards", "validate", str(pruning_dir), *CARDS, "--out", str(out)])
+    assert res.exit_code == 0, res.output + res.stderr
+    verdicts = pd.read_csv(out).set_index("claim_id")
+    # a CPU run: card 6 claims a GPU, so its numbers are shown but judged off target
+    assert verdicts.loc["c6-unstructured", "verdict"] == "measured-off-target"
+    assert verdicts.loc["c6-structured", "verdict"] == "measured-off-target"
+    # card 10 names no device: its CPU evidence gets a real verdict
+    assert verdicts.loc["c10-layers-vs-heads", "verdict"] in {"supported", "contradicted", "inconclusive"}
+    assert str(verdicts.loc["c10-layers-vs-heads", "run_ids"]).count(";") == 1  # layers run; heads run
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("bert-tiny", "use a deeper model, e.g. bert-tiny[num_layers=4]"),
+        ("gpt2-tiny", "pruning variants of gpt2-tiny (gpt2) are not supported"),
+        ("bert-tiny[num_layer=4]", "sets unknown config key(s) num_layer"),
+    ],
+)
+def test_pruning_bad_model_one_line(tmp_path: Path, model: str, message: str) -> None:
+    res = runner.invoke(app, ["cards", "pruning", "--model", model, "--results-dir", str(tmp_path / "r")])
+    assert res.exit_code == 1
+    assert message in _error_line(res)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_sweep_seq_prints_a_row_per_sequence_length(tmp_path: Path, models_dir: Path) -> None:
+    pytest.importorskip("torch")
+    dirs = ["--results-dir", str(tmp_path / "results"), "--models-dir", str(models_dir)]
+    args = ["sweep-seq", "--model", "bert-tiny", "--seq", "16,32", "--precisions", "fp32,int8-attn"]
+    res = runner.invoke(app, [*args, *FAST, "--telemetry", "none", *dirs])
+    assert res.exit_code == 0, res.output + res.stderr
+    text = " ".join(res.output.split())
+    assert "Sequence sweep" in text and "reachable at seq" in text
+    rows = [line for line in res.output.splitlines() if line.startswith("│") and "%" in line]
+    assert [line.split("│")[1].strip() for line in rows] == ["16", "32"]
+
+
+def test_sweep_seq_bad_seq_one_line(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["sweep-seq", "--model", "bert-tiny", "--seq", "64..x"])
+    assert res.exit_code == 1
+    assert "bad sequence length '64..x'" in _error_line(res)

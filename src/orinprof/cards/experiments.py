@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ import pandas as pd
 from orinprof import results, stats
 from orinprof.errors import OrinprofError
 from orinprof.results import Column, Table
+
+if TYPE_CHECKING:
+    from orinprof.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -306,12 +310,129 @@ def default_variants(num_layers: int, num_heads: int, hidden: int, ffn: int) -> 
     ]
 
 
+def _shape(spec: ModelSpec) -> tuple[int, int, int, int]:
+    """(layers, heads, hidden, ffn) of a zoo preset."""
+    c = spec.config
+    return tuple(int(c[k]) for k in ("num_layers", "num_heads", "hidden_size", "intermediate_size"))  # type: ignore[return-value]
+
+
+def pruning_variants(spec: ModelSpec) -> list[PruneVariant]:
+    """:func:`default_variants` for a zoo preset's shape."""
+    if spec.family != "bert":
+        raise OrinprofError(
+            f"pruning variants of {spec.name} ({spec.family}) are not supported",
+            "use a BERT preset (only its attention takes a head_dim, so fewer heads really shrink the GEMMs)",
+        )
+    layers = _shape(spec)[0]
+    try:
+        return default_variants(*_shape(spec))
+    except OrinprofError as err:  # one layer of a shallow model outweighs all its heads
+        raise OrinprofError(
+            f"{spec.name}: {err.message}", f"use a deeper model, e.g. {spec.name}[num_layers={2 * layers}]"
+        ) from err
+
+
+def variant_spec(spec: ModelSpec, variant: PruneVariant | None) -> ModelSpec:
+    """The preset variant a pruning variant stands for (``None``: the full model).  Fewer heads keep
+    the per-head width (``head_dim``), so Q/K/V and the output projection shrink with them."""
+    from orinprof import models
+
+    if variant is None:
+        return spec
+    layers, heads, hidden, ffn = _shape(spec)
+    if variant.kind == "unstructured":
+        return models.with_config(spec, prune_unstructured=variant.fraction)
+    overrides: dict[str, int] = {}
+    if variant.kind == "layers":
+        overrides["num_layers"] = layers - round(variant.fraction * layers)
+    if variant.kind in ("heads", "heads+ffn"):
+        overrides.update(num_heads=heads - round(variant.fraction * heads), head_dim=hidden // heads)
+    if variant.kind in ("ffn", "heads+ffn"):
+        overrides["intermediate_size"] = ffn - round(variant.fraction * ffn)
+    if min(overrides.values()) < 1:
+        raise OrinprofError(f"variant {variant.name} removes all of {spec.name}'s {variant.kind}", "prune less")
+    return models.with_config(spec, **overrides)
+
+
+def timed_run_from(run_dir: Path, precision: str = "fp32") -> TimedRun:
+    """The timing run of one plan in a run directory written by the spine's profile function."""
+    summary = results.read_table(run_dir, "summary")
+    rows = summary[summary["precision"].astype(str) == precision]
+    if len(rows) != 1:
+        raise OrinprofError(
+            f"{run_dir} holds {len(rows)} {precision} summary rows, expected one",
+            "profile one model at one sequence length",
+        )
+    r = rows.iloc[0]
+    latencies = results.read_table(run_dir, "latencies")
+    mine = latencies[(latencies["precision"].astype(str) == precision) & (latencies["seq_len"] == r["seq_len"])]
+    return TimedRun(
+        run_id=str(r["run_id"]),
+        latencies_ms=mine["latency_ms"].to_numpy(dtype=float),
+        model=str(r["model"]),
+        backend=str(r["backend"]),
+        device=str(r["device"]),
+        device_kind=str(r["device_kind"]),
+        batch=int(r["batch"]),
+        seq_len=int(r["seq_len"]),
+    )
+
+
+def pruning(
+    model: str,
+    profile_run: Callable[[str], Path],
+    results_dir: Path = Path("results"),
+    command: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Path, pd.DataFrame]:
+    """Cards 6 and 10 end to end (``orinprof cards pruning``): profile the full model and each of
+    :func:`pruning_variants` with ``profile_run`` (model name → run directory; the caller's spine
+    profile, the same for every variant), then write the ``pruning`` table to a new run directory
+    whose ``run.json`` lists the evidence runs.  Returns (run directory, table)."""
+    import platform
+    from datetime import datetime, timezone
+
+    from orinprof import __version__, models
+
+    spec = models.get(model)
+    variants = pruning_variants(spec)
+    evidence: dict[str, str] = {}
+
+    def time_variant(variant_model: object) -> TimedRun:
+        name = str(getattr(variant_model, "name", variant_model))
+        run_dir = profile_run(name)
+        evidence[name] = str(run_dir)
+        return timed_run_from(run_dir)
+
+    table = run_pruning_experiment(variants, lambda v: variant_spec(spec, v), time_variant, progress)
+    run_id = results.new_run_id(f"{spec.name}-pruning", str(table["backend"].iloc[0]))
+    run_dir = results.create_run_dir(Path(results_dir), run_id)
+    info = results.RunInfo(
+        run_id=run_id,
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=command,
+        config={
+            "experiment": "pruning (cards 6, 10)",
+            "model": spec.name,
+            "variants": [asdict(v) for v in variants],
+            "evidence_runs": evidence,
+        },
+        versions={"python": platform.python_version(), "orinprof": __version__},
+        host={"platform": platform.platform()},
+    )
+    results.write_run_info(info, run_dir)
+    results.write_table(table, run_dir, "pruning")
+    return run_dir, table
+
+
 def zero_smallest_weights(onnx_in: Path, onnx_out: Path, fraction: float = 0.5) -> int:
     """Unstructured magnitude pruning on an ONNX file: zero the ``fraction`` smallest-magnitude
     entries of every 2-D MatMul/Gemm weight initializer.  Shapes stay the same (card 6's point).
     Returns how many weights were zeroed."""
     import onnx
     from onnx import numpy_helper
+
+    from orinprof.models import zero_smallest_magnitude
 
     if not 0.0 < fraction < 1.0:
         raise OrinprofError(f"fraction {fraction} out of range", "use a value between 0 and 1")
@@ -321,15 +442,10 @@ def zero_smallest_weights(onnx_in: Path, onnx_out: Path, fraction: float = 0.5) 
     for init in model.graph.initializer:
         if init.name not in weight_names or len(init.dims) != 2:
             continue
-        w = numpy_helper.to_array(init)
-        k = round(fraction * w.size)
-        if k == 0:
-            continue
-        threshold_idx = np.argpartition(np.abs(w).ravel(), k - 1)[:k]
-        flat = w.copy().ravel()
-        flat[threshold_idx] = 0
-        init.CopyFrom(numpy_helper.from_array(flat.reshape(w.shape), init.name))
-        zeroed += k
+        pruned, k = zero_smallest_magnitude(numpy_helper.to_array(init), fraction)
+        if k:
+            init.CopyFrom(numpy_helper.from_array(pruned, init.name))
+            zeroed += k
     if zeroed == 0:
         raise OrinprofError(
             f"{onnx_in} has no 2-D MatMul/Gemm weight initializers", "export the model with weights inlined"

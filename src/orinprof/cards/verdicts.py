@@ -283,7 +283,7 @@ def validate(evidence: Evidence | Mapping[str, pd.DataFrame], claims: Claims) ->
             check = range_check(lo, hi, claim.low, claim.high, measured)
             verdict = _verdict(not off, check)
             reason = _REASONS[check] if not off else "off target: " + "; ".join(off) + f" (CI vs range: {check})"
-            run_ids = ";".join(x for x in (run_id, _text(record.get("baseline_run_id"))) if x)
+            run_ids = ";".join(dict.fromkeys(x for x in (run_id, _text(record.get("baseline_run_id"))) if x))
             rows.append(
                 {
                     **base,

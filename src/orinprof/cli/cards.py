@@ -3,20 +3,28 @@ and run card 3's activation-outlier experiment."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
 from rich.table import Table as RichTable
 
 from orinprof import cards as lib
-from orinprof.cli.app import RunDirs, group_command, out, sub_app
+from orinprof.cli.app import ModelsDir, ResultsDir, RunDirs, command, err_console, group_command, out, sub_app
+from orinprof.errors import OrinprofError
 
 group = sub_app("cards", "Drill cards: claims → verdicts with evidence, the Amdahl check, Anki export.")
 
 CardsFile = Annotated[Path, typer.Option("--cards", help="Anki text file with the drill cards.")]
 ClaimsFile = Annotated[Path, typer.Option("--claims", help="Claims file (TOML) mapping cards to metrics.")]
+Backend = Annotated[str, typer.Option("--backend", help="onnxruntime, tensorrt, trtexec or torch.")]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda (torch / ORT CUDA EP) or trt (ORT TensorRT EP).")]
+Iterations = Annotated[int, typer.Option("--iterations", help="Timed iterations per model and plan.")]
+WarmupS = Annotated[float, typer.Option("--warmup-s", help="Warm-up time in seconds (at least).")]
+ProfileIterations = Annotated[int, typer.Option("--profile-iterations", help="Iterations of the per-layer run.")]
 
 _VERDICT_STYLE = {
     "supported": "green",
@@ -156,3 +164,135 @@ def outliers(
         ]
     )
     out.print(f"written to {written}; judge it with: orinprof cards validate {written}")
+
+
+def _profile_config(**kw: Any) -> Any:
+    """The spine's ProfileConfig with this command line recorded (measure is imported late: it
+    pulls in onnx and the backend registry)."""
+    from orinprof.backends.base import TimingConfig
+    from orinprof.measure import ProfileConfig
+
+    timing = TimingConfig(
+        iterations=kw.pop("iterations"), warmup_s=kw.pop("warmup_s"), profile_iterations=kw.pop("profile_iterations")
+    )
+    command = "orinprof " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return ProfileConfig(timing=timing, command=command, **kw)
+
+
+def _pruning_table(table: pd.DataFrame) -> RichTable:
+    rich = RichTable(title="Cards 6 and 10: pruned variants (positive = faster than the reference)")
+    for name in ("variant", "kind", "weights removed", "e2e reduction [95% CI]", "vs run"):
+        rich.add_column(name)
+    for r in table.to_dict("records"):
+        ci = f" [{_num(r['e2e_reduction_ci_low'], '{:+.1%}')}, {_num(r['e2e_reduction_ci_high'], '{:+.1%}')}]"
+        rich.add_row(
+            str(r["variant"]),
+            str(r["variant_kind"]),
+            _num(r["params_removed_fraction"], "{:.1%}"),
+            _num(r["e2e_reduction"], "{:+.1%}") + ci,
+            str(r["baseline_run_id"]),
+        )
+    return rich
+
+
+@group_command(group, "pruning")
+def pruning(
+    model: Annotated[str, typer.Option("--model", "-m", help="BERT preset, or a variant: bert-tiny[num_layers=4].")] = (
+        "bert-base"
+    ),
+    seq: Annotated[int | None, typer.Option("--seq", help="Sequence length (default: the preset's).")] = None,
+    backend: Backend = "onnxruntime",
+    device: Device = "cpu",
+    iterations: Iterations = 100,
+    warmup_s: WarmupS = 1.0,
+    profile_iterations: ProfileIterations = 5,
+    results_dir: ResultsDir = Path("results"),
+    models_dir: ModelsDir = Path("models"),
+) -> None:
+    """Cards 6 and 10: time the dense model, 50 % zeroed weights, fewer heads + smaller FFN, one layer
+    fewer and the matching fewer heads (fp32, same backend), and write the pruning table.
+
+    Example: orinprof cards pruning --model bert-base --seq 128 --iterations 200
+    """
+    from dataclasses import replace
+
+    from orinprof.measure import profile
+
+    cfg = _profile_config(
+        model=model, precisions=("fp32",), seq_lens=(seq,) if seq else (), backend=backend, device=device,
+        iterations=iterations, warmup_s=warmup_s, profile_iterations=profile_iterations, telemetry="none",
+        results_dir=results_dir, models_dir=models_dir,
+    )  # fmt: skip
+
+    def progress(done: int, total: int) -> None:
+        err_console.print(f"[dim]pruning: {done}/{total} models timed[/dim]")
+
+    def profile_run(name: str) -> Path:
+        return Path(profile(replace(cfg, model=name)).run_dir)
+
+    run_dir, table = lib.pruning(model, profile_run, results_dir, cfg.command, progress)
+    out.print(_pruning_table(table))
+    out.print(f"Results: {run_dir}; judge them with: orinprof cards validate {run_dir}")
+
+
+def _sweep_table(sweep: pd.DataFrame) -> RichTable:
+    models = ", ".join(sweep["model"].astype(str).unique())
+    rich = RichTable(title=f"Sequence sweep of {models}: attention share and reductions vs the baseline plan")
+    for name in ("seq", "attn share", "int8-attn: attention", "int8-attn: e2e", "Amdahl at −40 %", "int8-all: e2e"):
+        rich.add_column(name)
+    rich.add_column("card 9 can hold")
+    for r in sweep.to_dict("records"):
+        rich.add_row(
+            str(r["seq_len"]),
+            _num(r["attention_share_baseline"], "{:.1%}"),
+            _num(r["attention_reduction"], "{:+.1%}"),
+            _num(r["e2e_reduction"], "{:+.1%}"),
+            _num(r["implied_e2e_at_claim"], "{:+.1%}"),
+            _num(r["e2e_reduction_int8_all"], "{:+.1%}"),
+            "yes" if r["consistent"] else "[red]no[/red]",
+        )
+    return rich
+
+
+@command("sweep-seq")
+def sweep_seq(
+    model: Annotated[str, typer.Option("--model", "-m", help="Preset name (see `orinprof presets`).")],
+    seq: Annotated[str, typer.Option("--seq", help="Sequence lengths: 64..512 (powers of two) or 128,384.")] = (
+        "64..512"
+    ),
+    precisions: Annotated[str, typer.Option(help="Plans; include the baseline and int8-attn.")] = (
+        "fp32,int8-attn,int8-ffn,int8-all"
+    ),
+    backend: Backend = "onnxruntime",
+    device: Device = "cpu",
+    iterations: Iterations = 100,
+    warmup_s: WarmupS = 1.0,
+    profile_iterations: ProfileIterations = 20,
+    telemetry: Annotated[str, typer.Option(help="auto, jtop, tegrastats, nvml, host or none.")] = "auto",
+    results_dir: ResultsDir = Path("results"),
+    models_dir: ModelsDir = Path("models"),
+) -> None:
+    """How attention share and the INT8 reductions move with sequence length, and where card 9 can hold.
+
+    Example: orinprof sweep-seq --model bert-base --seq 64..512 --precisions fp32,int8-attn,int8-all
+    """
+    from orinprof.measure import parse_seq_lens, profile
+
+    cfg = _profile_config(
+        model=model, precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+        seq_lens=parse_seq_lens(seq), backend=backend, device=device, iterations=iterations, warmup_s=warmup_s,
+        profile_iterations=profile_iterations, telemetry=telemetry, results_dir=results_dir, models_dir=models_dir,
+    )  # fmt: skip
+    result = profile(cfg)
+    if result.failures:
+        raise OrinprofError(
+            f"{len(result.failures)} plan(s) failed: " + " | ".join(result.failures),
+            f"the other plans' results are in {result.run_dir}",
+        )
+    sweep = lib.seq_sweep_table(result.comparison) if len(result.comparison) else pd.DataFrame()
+    if sweep.empty:
+        out.print("No sweep: --precisions needs the baseline plan (fp32 on CPU, fp16 on GPU) and int8-attn.")
+    else:
+        out.print(_sweep_table(sweep))
+        out.print(f"card 9's 25–35 % end-to-end is reachable at seq: {sweep['reachable_at_seq_lens'].iloc[0]}")
+    out.print(f"Results: {result.run_dir}")

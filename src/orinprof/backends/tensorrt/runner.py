@@ -80,7 +80,9 @@ class TrtOptions:
             "timing_cache",
             "input_shapes",
         }
-        unknown = sorted(set(extra) - known)
+        # keys every runner receives from orinprof.measure (shapes come from the feed)
+        common = {"batch", "seq_len", "preset", "spec"}
+        unknown = sorted(set(extra) - known - common)
         if unknown:
             raise OrinprofError(
                 f"unknown TensorRT option(s) {', '.join(unknown)}", "valid: " + ", ".join(sorted(known))
