@@ -178,7 +178,9 @@ def _fig_waterfall(inp: _Inputs, plt: Any, top_n: int = 15) -> Any:
     case = layers.iloc[0]
     g = layers[(layers["model"] == case["model"]) & (layers["seq_len"] == case["seq_len"])]
     plans = _plans_in_order(list(g["precision"].unique()))
-    base = next((p for p in BASELINES if p in plans), plans[0])
+    # the comparison's own baseline (fp32 on CPUs, fp16 on GPUs); else the first of BASELINES present
+    recorded = inp.comparison["baseline"].dropna().unique() if inp.comparison is not None else []
+    base = next((p for p in (*recorded, *BASELINES) if p in plans), plans[0])
     shown = [base, *[p for p in plans if p != base and p.startswith("int8")]][:3]
     fig, axes = plt.subplots(1, len(shown), figsize=(6.2 * len(shown), 0.32 * top_n + 1.8), squeeze=False, sharex=True)
     for ax, plan in zip(axes[0], shown, strict=True):
@@ -355,6 +357,7 @@ def build_report(
     force: bool = False,
     top_n: int = 15,
     title: str = "orinprof report",
+    verdicts: Path | None = None,
 ) -> Report:
     """Write ``report.html``, one PNG per figure and the CSVs used into ``out_dir``.
 
@@ -375,6 +378,11 @@ def build_report(
         raise MissingDependency(err.name or "matplotlib", "report", "to draw reports") from err
 
     inp = _read(sources)
+    if verdicts is not None:  # a verdicts table from `orinprof cards validate --out FILE`
+        extra = _optional([Path(verdicts).parent], Path(verdicts).name)
+        if extra is None:
+            raise OrinprofError(f"{verdicts} does not exist", "pass the CSV written by `orinprof cards validate --out`")
+        inp.verdicts = extra if inp.verdicts is None else pd.concat([inp.verdicts, extra], ignore_index=True)
     lacking = _missing(inp.summary, "summary", ["model", "backend", "batch", "seq_len", "precision"])
     if lacking:
         raise OrinprofError(f"cannot build a report: {lacking}", "pass run directories written by `orinprof profile`")

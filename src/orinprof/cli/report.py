@@ -18,6 +18,9 @@ def report(
     out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) directory for report.html, PNGs, CSVs.")],
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty --out.")] = False,
     top: Annotated[int, typer.Option("--top", help="Layers in the waterfall.")] = 15,
+    verdicts: Annotated[
+        Path | None, typer.Option("--verdicts", help="Card verdicts CSV (`orinprof cards validate --out`).")
+    ] = None,
 ) -> None:
     """Self-contained HTML report (plus PNGs and CSVs) from run directories.
 
@@ -25,7 +28,7 @@ def report(
     """
     from orinprof.report import build_report
 
-    rep = build_report(sources, out_dir, force=force, top_n=top)
+    rep = build_report(sources, out_dir, force=force, top_n=top, verdicts=verdicts)
     out.print(f"wrote {rep.html} ({sum(f.png is not None for f in rep.figures)} figures)", soft_wrap=True)
     for line in rep.skipped:
         out.print(f"  {line}", soft_wrap=True)
