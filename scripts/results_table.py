@@ -34,7 +34,8 @@ def main(paths: list[str]) -> None:
             f"kernel {fp.get('kernel', '?')}" + (f", {int(threads)} intra-op threads" if threads else "") + "\n"
         )
         print(
-            "| seq | plan | e2e median ms [95% CI] | p99 ms | CV | attention ms | FFN ms | attention share | cosine vs fp32 |"
+            "| seq | plan | e2e median ms [95% CI] | p99 ms | CV | attention ms | FFN ms | attention share "
+            "| cosine vs fp32 |"
         )
         print("|---|---|---|---|---|---|---|---|---|")
         for r in summary.itertuples():
@@ -47,7 +48,8 @@ def main(paths: list[str]) -> None:
         if comp_path.exists():
             comp = results.read_table(p, "comparison")
             print(
-                "\n| seq | plan vs baseline | attention reduction [CI] | FFN reduction [CI] | e2e reduction [CI] | Amdahl-predicted e2e |"
+                "\n| seq | plan vs baseline | attention reduction [CI] | FFN reduction [CI] | e2e reduction [CI] "
+                "| Amdahl-predicted e2e |"
             )
             print("|---|---|---|---|---|---|")
             for c in comp.itertuples():

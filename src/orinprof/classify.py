@@ -536,11 +536,16 @@ class _Classifier:
             if named is not None:
                 blocks[i] = named
             elif tag.layer_class == "attention":
-                # projections come before their softmax: use the next softmax at or after them
+                # projections come before their softmax: the next softmax at or after them; the core's
+                # other nodes (BMM1 and its Q/DQ before the softmax, BMM2 and out_proj after) belong
+                # to the nearest softmax in graph order
                 later = [k for k, s in enumerate(softmax_order) if s >= i]
-                blocks[i] = (
-                    later[0] if later and tag.role in ("q_proj", "k_proj", "v_proj", "qkv_proj") else structural(i)
-                )
+                if later and tag.role in ("q_proj", "k_proj", "v_proj", "qkv_proj"):
+                    blocks[i] = later[0]
+                elif softmax_order:
+                    blocks[i] = min(range(len(softmax_order)), key=lambda k: abs(softmax_order[k] - i))
+                else:
+                    blocks[i] = None
             elif tag.layer_class in ("ffn", "norm") and softmax_order:
                 blocks[i] = structural(i)
             else:

@@ -38,9 +38,12 @@ QDQ_LINT_TABLE = results.register(
         file="qdq_lint.csv",
         description=(
             "One row per attention core and check: does the Q/DQ layout meet TensorRT's INT8 fused-MHA "
-            "preconditions?  `verdict` and `reason` repeat the core's overall result on each of its rows."
+            "preconditions?  `verdict` and `reason` repeat the core's overall result on each of its rows.  "
+            "`orinprof profile` writes it for every INT8 plan, with the run keys (run_id, precision, seq_len…) "
+            "added as extra columns."
         ),
         keys=("block", "core", "check"),
+        open_ended=True,
         columns=(
             Column("block", "int", "transformer block index from the classifier", nullable=True),
             Column("core", "int", "attention core within the block (0 unless a block has several)"),

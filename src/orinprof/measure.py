@@ -347,6 +347,7 @@ def _profile_one(
     exported: export.ExportedModel | None = None
     classes: pd.DataFrame | None = None
     gemm_counts: dict[str, int] = {}
+    lint: pd.DataFrame | None = None
     model_path = Path(".")
     if cfg.backend in ONNX_BACKENDS:
         reporter.stage(f"{label}: export and {plan.name} plan")
@@ -356,6 +357,8 @@ def _profile_one(
         planned = quantize.apply_plan(exported, plan, classes, calib, calib_id, cfg.calib_method, cfg.qdq_style)
         gemm_counts = dict(planned.gemm_counts)
         model_path = planned.path
+        if plan.is_int8:
+            lint = _lint(planned.path)
         batch = exported.batch
     else:
         assert spec is not None
@@ -437,6 +440,9 @@ def _profile_one(
     for k, v in tel_summary.items():
         if k not in row:
             row[k] = v
+    if lint is not None and len(lint):
+        cores = lint.drop_duplicates(["block", "core"])
+        row["int8_mha_fusable_cores"] = f"{int((cores['verdict'] == 'fusable').sum())}/{len(cores)}"
     for k in ("fused_mha", "fused_mha_precision", "engine_layers", "int8_layers"):
         if k in binfo.details:
             row[k] = binfo.details[k]
@@ -451,10 +457,23 @@ def _profile_one(
     layer_rows = layers.assign(**keys)
     results.append_table(layer_rows, run_dir, "layers")
     results.append_table(per_iter.assign(**keys), run_dir, "class_times")
+    if lint is not None and len(lint):
+        results.append_table(lint.assign(**keys), run_dir, "qdq_lint")
     if len(tel_samples):
         samples = tel_samples.assign(run_id=run_id, precision=plan.name, seq_len=seq)
         results.append_table(samples, run_dir, "telemetry")
     return row
+
+
+def _lint(path: Path) -> pd.DataFrame | None:
+    """TensorRT INT8 fused-attention preconditions of the plan's Q/DQ layout (``orinprof lint-qdq``)."""
+    from orinprof.lint import lint_qdq
+
+    try:
+        return lint_qdq(path)
+    except OrinprofError as err:  # the lint informs; it never stops a measurement
+        log.warning("Q/DQ lint skipped for %s: %s", path.name, err.one_line())
+        return None
 
 
 def _node_flops(path: Path) -> dict[str, float] | None:

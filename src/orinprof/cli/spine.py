@@ -27,6 +27,17 @@ QdqStyle = Annotated[
 ]
 
 
+# options shared by `profile` and `export` (defined once so they mean the same in both)
+Model = Annotated[str | None, typer.Option("--model", "-m", help="Preset name (see `orinprof presets`).")]
+Onnx = Annotated[Path | None, typer.Option("--onnx", help="Your own ONNX file instead of a preset.")]
+Seq = Annotated[str | None, typer.Option("--seq", help="Sequence lengths: 128,384 or 64..512.")]
+Batch = Annotated[int, typer.Option(help="Batch size.")]
+Opset = Annotated[int, typer.Option(help="ONNX opset (TensorRT 8.x parsers need ≤ 17).")]
+CalibBatches = Annotated[int, typer.Option(help="Synthetic calibration batches for INT8 plans.")]
+CalibMethod = Annotated[str, typer.Option(help="minmax, entropy or percentile.")]
+Inputs = Annotated[Path | None, typer.Option("--inputs", help=".npz of inputs (calibration + held-out).")]
+
+
 class _RichReporter:
     """Progress bars on stderr for the library's Reporter protocol."""
 
@@ -126,13 +137,13 @@ def print_summary(df: pd.DataFrame) -> None:
 
 @command("profile")
 def profile_cmd(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Preset name (see `orinprof presets`).")] = None,
-    onnx: Annotated[Path | None, typer.Option("--onnx", help="Your own ONNX file instead of a preset.")] = None,
+    model: Model = None,
+    onnx: Onnx = None,
     precisions: Annotated[str, typer.Option(help="Plans: fp32,fp16,int8-attn,int8-ffn,int8-all.")] = (
         "fp32,int8-attn,int8-ffn,int8-all"
     ),
-    seq: Annotated[str | None, typer.Option("--seq", help="Sequence lengths: 128,384 or 64..512.")] = None,
-    batch: Annotated[int, typer.Option(help="Batch size.")] = 1,
+    seq: Seq = None,
+    batch: Batch = 1,
     backend: Annotated[str, typer.Option(help="onnxruntime, tensorrt, trtexec or torch.")] = "onnxruntime",
     device: Annotated[str, typer.Option(help="cpu, cuda (torch / ORT CUDA EP) or trt (ORT TensorRT EP).")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="Intra-op threads on CPU (default: the backend's).")] = None,
@@ -141,11 +152,11 @@ def profile_cmd(
     warmup_s: Annotated[float, typer.Option(help="Warm-up time in seconds (at least).")] = 1.0,
     min_duration_s: Annotated[float, typer.Option(help="Keep timing until this many seconds passed.")] = 0.0,
     profile_iterations: Annotated[int, typer.Option(help="Iterations of the separate profiling run.")] = 20,
-    opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 8.x parsers need ≤ 17).")] = 17,
-    calib_batches: Annotated[int, typer.Option(help="Synthetic calibration batches for INT8 plans.")] = 16,
-    calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    opset: Opset = 17,
+    calib_batches: CalibBatches = 16,
+    calib_method: CalibMethod = "minmax",
     qdq_style: QdqStyle = "trt",
-    inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of inputs (calibration + held-out).")] = None,
+    inputs: Inputs = None,
     telemetry: Annotated[str, typer.Option(help="auto, jtop, tegrastats, nvml, host or none.")] = "auto",
     telemetry_interval: Annotated[float, typer.Option(help="Telemetry sampling interval (s).")] = 0.1,
     cuda_graph: Annotated[bool, typer.Option(help="Replay a CUDA graph in the timing run (GPU backends).")] = False,
@@ -214,16 +225,16 @@ def profile_cmd(
 
 @command("export")
 def export_cmd(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Preset name.")] = None,
-    onnx: Annotated[Path | None, typer.Option("--onnx", help="Your own ONNX file instead of a preset.")] = None,
+    model: Model = None,
+    onnx: Onnx = None,
     precisions: Annotated[str, typer.Option(help="Plans to write.")] = "fp32,fp16,int8-attn,int8-ffn,int8-all",
-    seq: Annotated[str | None, typer.Option("--seq", help="Sequence lengths: 128,384 or 64..512.")] = None,
-    batch: Annotated[int, typer.Option(help="Batch size.")] = 1,
-    opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 8.x parsers need ≤ 17).")] = 17,
-    calib_batches: Annotated[int, typer.Option(help="Synthetic calibration batches for INT8 plans.")] = 16,
-    calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    seq: Seq = None,
+    batch: Batch = 1,
+    opset: Opset = 17,
+    calib_batches: CalibBatches = 16,
+    calib_method: CalibMethod = "minmax",
     qdq_style: QdqStyle = "trt",
-    inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of calibration inputs.")] = None,
+    inputs: Inputs = None,
     models_dir: ModelsDir = Path("models"),
 ) -> None:
     """Write the plans' ONNX files (export, classify, quantize) without measuring: prepare on a host
