@@ -132,6 +132,12 @@ class _Graph:
     def is_constant(self, name: str) -> bool:
         return name in self.constants
 
+    def neighbours(self, node: onnx.NodeProto, upstream: bool) -> list[onnx.NodeProto]:
+        """The nodes producing ``node``'s inputs (upstream) or consuming its outputs."""
+        if upstream:
+            return [self.producer[t] for t in node.input if t in self.producer]
+        return [c for t in node.output for c in self.consumers.get(t, [])]
+
     def trace_back(self, tensor: str, limit: int = 16) -> _Trace:
         crossed: list[onnx.NodeProto] = []
         for _ in range(limit):
@@ -263,11 +269,7 @@ def _nearest_gemm(
     for _ in range(depth):
         following = []
         for node in frontier:
-            if upstream:
-                nexts = [graph.producer[t] for t in node.input if t in graph.producer]
-            else:
-                nexts = [c for t in node.output for c in graph.consumers.get(t, [])]
-            for candidate in nexts:
+            for candidate in graph.neighbours(node, upstream):
                 if candidate.op_type in GEMM_OPS:
                     if role.get(candidate.name) == wanted:
                         return candidate
@@ -288,11 +290,7 @@ def _neighbourhood(graph: _Graph, bmm1: onnx.NodeProto, bmm2: onnx.NodeProto, de
         for _ in range(depth):
             following = []
             for node in frontier:
-                if upstream:
-                    nexts = [graph.producer[t] for t in node.input if t in graph.producer]
-                else:
-                    nexts = [c for t in node.output for c in graph.consumers.get(t, [])]
-                for candidate in nexts:
+                for candidate in graph.neighbours(node, upstream):
                     if candidate.name in members:
                         continue
                     members.add(candidate.name)

@@ -38,6 +38,39 @@ CalibMethod = Annotated[str, typer.Option(help="minmax, entropy or percentile.")
 Inputs = Annotated[Path | None, typer.Option("--inputs", help=".npz of inputs (calibration + held-out).")]
 
 
+def _config(
+    model: str | None,
+    onnx: Path | None,
+    precisions: str,
+    seq: str | None,
+    batch: int,
+    opset: int,
+    calib_batches: int,
+    calib_method: str,
+    qdq_style: str,
+    inputs: Path | None,
+    models_dir: Path,
+    **rest: Any,
+) -> Any:
+    """The ProfileConfig behind `profile` and `export` (their shared options mean the same)."""
+    from orinprof.measure import ProfileConfig, parse_seq_lens
+
+    return ProfileConfig(
+        model=model,
+        onnx=onnx,
+        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+        seq_lens=parse_seq_lens(seq) if seq else (),
+        batch=batch,
+        opset=opset,
+        calib_batches=calib_batches,
+        calib_method=calib_method,
+        qdq_style=qdq_style,
+        inputs_npz=inputs,
+        models_dir=models_dir,
+        **rest,
+    )
+
+
 class _RichReporter:
     """Progress bars on stderr for the library's Reporter protocol."""
 
@@ -170,7 +203,7 @@ def profile_cmd(
 
     Example: orinprof profile --model bert-base --precisions fp32,int8-attn,int8-ffn,int8-all --seq 128,384
     """
-    from orinprof.measure import ProfileConfig, parse_seq_lens, profile
+    from orinprof.measure import profile
 
     extra: dict[str, Any] = {}
     if int8_impl:
@@ -179,13 +212,18 @@ def profile_cmd(
         extra["dla_core"] = dla
     if strongly_typed:
         extra["strongly_typed"] = True
-    cfg = ProfileConfig(
-        model=model,
-        onnx=onnx,
-        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
-        seq_lens=parse_seq_lens(seq) if seq else (),
-        batch=batch,
-        opset=opset,
+    cfg = _config(
+        model,
+        onnx,
+        precisions,
+        seq,
+        batch,
+        opset,
+        calib_batches,
+        calib_method,
+        qdq_style,
+        inputs,
+        models_dir,
         backend=backend,
         device=device,
         threads=threads,
@@ -196,15 +234,10 @@ def profile_cmd(
             min_duration_s=min_duration_s,
             profile_iterations=profile_iterations,
         ),
-        calib_batches=calib_batches,
-        calib_method=calib_method,
-        qdq_style=qdq_style,
-        inputs_npz=inputs,
         telemetry=telemetry,
         telemetry_interval_s=telemetry_interval,
         cuda_graph=cuda_graph,
         results_dir=results_dir,
-        models_dir=models_dir,
         extra=extra,
         command="orinprof " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
@@ -242,20 +275,10 @@ def export_cmd(
 
     Example: orinprof export --model bert-base --seq 128,384 --precisions fp16,int8-attn
     """
-    from orinprof.measure import ProfileConfig, parse_seq_lens, prepare
+    from orinprof.measure import prepare
 
-    cfg = ProfileConfig(
-        model=model,
-        onnx=onnx,
-        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
-        seq_lens=parse_seq_lens(seq) if seq else (),
-        batch=batch,
-        opset=opset,
-        calib_batches=calib_batches,
-        calib_method=calib_method,
-        qdq_style=qdq_style,
-        inputs_npz=inputs,
-        models_dir=models_dir,
+    cfg = _config(
+        model, onnx, precisions, seq, batch, opset, calib_batches, calib_method, qdq_style, inputs, models_dir
     )
     table = Table(title="Plans written")
     for col in ("seq", "plan", "file", "INT8 GEMMs (attention / FFN / other)"):
