@@ -163,3 +163,19 @@ def test_torchao_missing_is_a_clear_error():
         assert "int_mm" in (info.value.hint or "")
     else:
         pytest.skip("torchao is installed")
+
+
+@pytest.mark.slow
+def test_compiled_w8a8_matches_eager() -> None:
+    """``int_mm_compiled`` (torch.compile around the same function) computes what eager computes."""
+    import torch
+
+    from orinprof.backends.torch.int8 import compiled_int8_linear, int8_linear, quantize_weight
+
+    gen = torch.Generator().manual_seed(3)
+    x, w = torch.randn(32, 64, generator=gen), torch.randn(48, 64, generator=gen)
+    q, s = quantize_weight(w)
+    args = (x, q.t(), s.reshape(1, -1), None, "per_token", 48)
+    eager = int8_linear(*args)
+    compiled = compiled_int8_linear()(*args)
+    assert torch.allclose(compiled, eager, atol=1e-4, rtol=1e-4)

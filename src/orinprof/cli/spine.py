@@ -193,7 +193,12 @@ def profile_cmd(
     telemetry: Annotated[str, typer.Option(help="auto, jtop, tegrastats, nvml, host or none.")] = "auto",
     telemetry_interval: Annotated[float, typer.Option(help="Telemetry sampling interval (s).")] = 0.1,
     cuda_graph: Annotated[bool, typer.Option(help="Replay a CUDA graph in the timing run (GPU backends).")] = False,
-    int8_impl: Annotated[str | None, typer.Option(help="torch backend: int_mm or torchao.")] = None,
+    int8_impl: Annotated[
+        str | None,
+        typer.Option(
+            help="torch backend: int_mm (eager), int_mm_compiled (torch.compile fuses quantize/rescale) or torchao."
+        ),
+    ] = None,
     dla: Annotated[int | None, typer.Option(help="TensorRT: DLA core 0|1 with GPU fallback.")] = None,
     strongly_typed: Annotated[bool, typer.Option(help="TensorRT: strongly typed network.")] = False,
     results_dir: ResultsDir = Path("results"),

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INT8_IMPLS = ("int_mm", "torchao")
+INT8_IMPLS = ("int_mm", "int_mm_compiled", "torchao")
 ACT_GRANULARITIES = ("per_token", "per_tensor")
 #: symmetric int8 range; -128 is left out so that the range is symmetric (as torchao and TensorRT)
 QMAX = 127
@@ -195,6 +195,20 @@ def int8_linear(
 
 
 @functools.cache
+def compiled_int8_linear() -> Any:
+    """:func:`int8_linear` through ``torch.compile``: Inductor fuses the activation quantization
+    and the rescale epilogue around ``_int_mm`` (in eager they are separate memory-bound kernels).
+    One graph per GEMM shape, so the recompile limit is raised from its default of 8."""
+    import torch
+
+    dynamo_config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):  # renamed across torch versions
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(int(getattr(dynamo_config, name)), 64))
+    return torch.compile(int8_linear, dynamic=False)
+
+
+@functools.cache
 def w8a8_linear_class() -> type:
     """The ``W8A8Linear`` module class (built on first use so that torch loads late)."""
     from torch import nn
@@ -208,8 +222,9 @@ def w8a8_linear_class() -> type:
         weight_scale: torch.Tensor
         bias: torch.Tensor | None
 
-        def __init__(self, linear: nn.Linear, granularity: str, cuda_shapes: bool) -> None:
+        def __init__(self, linear: nn.Linear, granularity: str, cuda_shapes: bool, compiled: bool = False) -> None:
             super().__init__()
+            self.compiled = compiled
             self.in_features = linear.in_features
             self.out_features = linear.out_features
             self.granularity = granularity
@@ -235,7 +250,8 @@ def w8a8_linear_class() -> type:
             return self
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return int8_linear(
+            fn = compiled_int8_linear() if self.compiled else int8_linear
+            return fn(
                 x,
                 self.weight_int8.t(),
                 self.weight_scale,
@@ -286,7 +302,7 @@ def apply_w8a8(
     padded = []
     for info in chosen:
         linear = model.get_submodule(info.name)
-        new = cls(linear, granularity, cuda_shapes)
+        new = cls(linear, granularity, cuda_shapes, compiled=impl == "int_mm_compiled")
         n_padded = -(-info.out_features // 8) * 8 if cuda_shapes else info.out_features
         if new.k_pad or n_padded != info.out_features:
             note = f"{info.name}: K {info.in_features}→{info.in_features + new.k_pad}, N {info.out_features}→{n_padded}"

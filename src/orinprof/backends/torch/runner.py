@@ -2,7 +2,7 @@
 
 Options (``RunnerOptions.extra``): ``preset`` (a preset name or a ``ModelSpec``), ``precision``
 (fp32 | fp16 | int8-attn | int8-ffn | int8-all), ``batch``, ``seq_len``, ``int8_impl``
-(``int_mm`` | ``torchao``), ``act_granularity`` (``per_token`` | ``per_tensor``), ``seed``;
+(``int_mm`` | ``int_mm_compiled`` | ``torchao``), ``act_granularity`` (``per_token`` | ``per_tensor``), ``seed``;
 ``spec`` (a ``ModelSpec``) wins over ``preset`` when both are given.  Other keys are ignored.
 ``model_path`` is unused: the runner builds the module itself from the preset.
 
