@@ -222,3 +222,22 @@ def test_user_onnx_with_npz(tiny_export, tmp_path) -> None:  # type: ignore[no-u
     result = profile(cfg)
     assert list(result.summary["model"].unique()) == [exported.path.stem]
     assert isinstance(result.comparison, pd.DataFrame) and len(result.comparison) == 1
+
+
+def test_engine_facts_reach_the_summary() -> None:
+    """The TensorRT runner's engine facts (BackendInfo.details) become summary columns."""
+    from orinprof.measure import _engine_facts
+
+    details = {
+        "layer_count": 42,
+        "fused_mha": True,
+        "fused_mha_precisions": ["Int8"],
+        "precision_counts": {"Int8": 30, "Half": 10, "Float": 2},
+    }
+    assert _engine_facts(details) == {
+        "engine_layers": 42,
+        "fused_mha": True,
+        "fused_mha_precision": "Int8",
+        "int8_layers": 30,
+    }
+    assert _engine_facts({"threads": 2}) == {}

@@ -15,7 +15,7 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -443,9 +443,7 @@ def _profile_one(
     if lint is not None and len(lint):
         cores = lint.drop_duplicates(["block", "core"])
         row["int8_mha_fusable_cores"] = f"{int((cores['verdict'] == 'fusable').sum())}/{len(cores)}"
-    for k in ("fused_mha", "fused_mha_precision", "engine_layers", "int8_layers"):
-        if k in binfo.details:
-            row[k] = binfo.details[k]
+    row.update(_engine_facts(binfo.details))
 
     # write this plan's rows now: an interruption later keeps them
     results.append_table(pd.DataFrame([row]), run_dir, "summary")
@@ -463,6 +461,21 @@ def _profile_one(
         samples = tel_samples.assign(run_id=run_id, precision=plan.name, seq_len=seq)
         results.append_table(samples, run_dir, "telemetry")
     return row
+
+
+def _engine_facts(details: Mapping[str, Any]) -> dict[str, Any]:
+    """Summary columns from a TensorRT engine's facts: did it pick fused attention, in which precision,
+    and how many layers ran in INT8 (absent for backends without an engine)."""
+    out: dict[str, Any] = {}
+    if "layer_count" in details:
+        out["engine_layers"] = details["layer_count"]
+    if "fused_mha" in details:
+        out["fused_mha"] = bool(details["fused_mha"])
+        out["fused_mha_precision"] = ";".join(str(p) for p in details.get("fused_mha_precisions", [])) or None
+    counts = details.get("precision_counts")
+    if isinstance(counts, Mapping):
+        out["int8_layers"] = int(sum(v for k, v in counts.items() if "int8" in str(k).lower()))
+    return out
 
 
 def _lint(path: Path) -> pd.DataFrame | None:

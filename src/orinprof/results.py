@@ -185,7 +185,15 @@ SUMMARY_TABLE = register(
     Table(
         name="summary",
         file="summary.csv",
-        description="One row per model × shape × plan × backend.",
+        description=(
+            "One row per model × shape × plan × backend.  Columns added when they apply: "
+            "`backend_versions`, `cuda_graph`, `window_start_s`/`window_end_s` (the timed window on the "
+            "telemetry clock); `int8_mha_fusable_cores` (`k/n` attention cores meeting TensorRT's INT8 "
+            "fused-MHA preconditions, from the Q/DQ lint); TensorRT engine facts `engine_layers`, "
+            "`fused_mha`, `fused_mha_precision`, `int8_layers`; and the telemetry and fingerprint "
+            "columns listed in docs/telemetry.md (power, energy per inference, clocks, temperatures, "
+            "nvpmodel, jetson_clocks, device model, versions)."
+        ),
         keys=("run_id", "precision", "seq_len"),
         open_ended=True,
         columns=(
