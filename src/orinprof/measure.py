@@ -160,8 +160,7 @@ def _samples(
     feed = export.synthesize(inputs, rng_time)
     held = [export.synthesize(inputs, rng_held) for _ in range(cfg.fidelity_samples)]
     # calibration uses seed+1: never the timing or the held-out inputs
-    source_exported = export.ExportedModel(Path("."), "", 0, 0, 0, inputs, "")
-    source = quantize.synthetic_calibration(source_exported, cfg.calib_batches, seed=cfg.seed + 1)
+    source = quantize.synthetic_calibration(inputs, cfg.calib_batches, seed=cfg.seed + 1)
     return feed, held, source, f"synthetic:{cfg.calib_batches}:{cfg.seed + 1}"
 
 

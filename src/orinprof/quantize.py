@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import pandas as pd
 from orinprof.classify import GEMM_OPS
 from orinprof.errors import MissingDependency, OrinprofError
 from orinprof.export import ExportedModel, _atomic_save, sha256_file, synthesize
+from orinprof.models import InputSpec
 from orinprof.results import PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -118,15 +119,19 @@ class PlannedModel:
 CalibrationSource = Callable[[], Iterator[dict[str, np.ndarray]]]
 
 
-def synthetic_calibration(exported: ExportedModel, batches: int, seed: int = 1) -> CalibrationSource:
-    """``batches`` realistic synthetic samples (seed 1: never the timing or held-out inputs)."""
+def synthetic_calibration(
+    source: ExportedModel | Sequence[InputSpec], batches: int, seed: int = 1
+) -> CalibrationSource:
+    """``batches`` realistic synthetic samples for a model (or its input specs); seed 1 by default,
+    never the timing or held-out inputs' seed."""
+    inputs = tuple(source.inputs if isinstance(source, ExportedModel) else source)
 
-    def source() -> Iterator[dict[str, np.ndarray]]:
+    def samples() -> Iterator[dict[str, np.ndarray]]:
         rng = np.random.default_rng(seed)
         for _ in range(batches):
-            yield synthesize(exported.inputs, rng)
+            yield synthesize(inputs, rng)
 
-    return source
+    return samples
 
 
 def nodes_for_plan(layer_classes: pd.DataFrame, plan: QuantPlan) -> list[str]:
