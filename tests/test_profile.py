@@ -241,3 +241,29 @@ def test_engine_facts_reach_the_summary() -> None:
         "int8_layers": 30,
     }
     assert _engine_facts({"threads": 2}) == {}
+
+
+def test_roofline_efficiency_in_layers_and_summary(tmp_path, models_dir) -> None:  # type: ignore[no-untyped-def]
+    """``--roofline local-cpu``: each layer's floor ÷ its median, and the model-level figure."""
+    cfg = ProfileConfig(
+        model="bert-tiny",
+        precisions=("fp32", "int8-ffn"),
+        seq_lens=(16,),
+        timing=FAST,
+        telemetry="none",
+        results_dir=tmp_path,
+        models_dir=models_dir,
+        calib_batches=2,
+        roofline_device="local-cpu",
+    )
+    result = profile(cfg)
+    layers = results.read_table(result.run_dir, "layers")
+    assert {"floor_ms", "efficiency"} <= set(layers.columns)
+    matched = layers.dropna(subset=["efficiency"])
+    assert len(matched) > len(layers) / 3  # fused ORT names map back to their graph nodes
+    assert (matched["efficiency"] > 0).all()
+    ok = matched[matched["floor_ms"] > 0]
+    assert ok["efficiency"].tolist() == pytest.approx((ok["floor_ms"] / ok["median_ms"]).tolist(), rel=1e-4)
+    summary = result.summary
+    assert (summary["roofline_device"] == "local-cpu").all()
+    assert ((summary["roofline_efficiency"] > 0) & (summary["roofline_efficiency"] < 1)).all()

@@ -52,6 +52,7 @@ class ProfileConfig:
     calib_batches: int = 16
     calib_method: str = "minmax"
     qdq_style: str = "trt"
+    roofline_device: str | None = None  # e.g. local-cpu, h100, agx-orin-64gb: per-layer efficiency
     inputs_npz: Path | None = None
     fidelity_samples: int = 4
     telemetry: str = "auto"
@@ -399,6 +400,9 @@ def _profile_one(
             gemm_counts = dict(binfo.details["gemm_counts"])
 
     layers = attribute.attribute_layers(raw, classes_for_profile, flops)
+    roofline: dict[str, Any] = {}
+    if cfg.roofline_device and exported is not None:
+        layers, roofline = _roofline(cfg, exported, plan.name, layers, latencies)
     totals = attribute.class_totals(layers)
     per_iter = attribute.class_times(raw, layers)
 
@@ -439,6 +443,7 @@ def _profile_one(
     for k, v in tel_summary.items():
         if k not in row:
             row[k] = v
+    row.update(roofline)
     if lint is not None and len(lint):
         cores = lint.drop_duplicates(["block", "core"])
         row["int8_mha_fusable_cores"] = f"{int((cores['verdict'] == 'fusable').sum())}/{len(cores)}"
@@ -460,6 +465,30 @@ def _profile_one(
         samples = tel_samples.assign(run_id=run_id, precision=plan.name, seq_len=seq)
         results.append_table(samples, run_dir, "telemetry")
     return row
+
+
+def _roofline(
+    cfg: ProfileConfig, exported: export.ExportedModel, plan: str, layers: pd.DataFrame, latencies: np.ndarray
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Each layer's roofline floor on ``cfg.roofline_device`` and measured efficiency (floor ÷
+    median), and the model-level figure: the sum of the floors ÷ the end-to-end median."""
+    from orinprof import project
+
+    try:
+        device = project.get_device(cfg.roofline_device or "", results_dir=Path(cfg.results_dir))
+        nodes = project.project(exported.path, device, [plan] if plan.startswith("int8") else [])
+    except OrinprofError as err:
+        log.warning("roofline skipped: %s", err.one_line())
+        return layers, {}
+    nodes = nodes[nodes["plan"] == (plan if plan.startswith("int8") else device.baseline)].assign(plan=plan)
+    floors = project.layer_floors(layers.assign(precision=plan), nodes).drop(columns=["precision"])
+    floor_ms = float(nodes["floor_ms"].sum())
+    median = float(np.median(latencies))
+    return floors, {
+        "roofline_device": cfg.roofline_device,
+        "roofline_floor_ms": floor_ms,
+        "roofline_efficiency": floor_ms / median if median > 0 else float("nan"),
+    }
 
 
 def _engine_facts(details: Mapping[str, Any]) -> dict[str, Any]:

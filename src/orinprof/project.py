@@ -530,6 +530,18 @@ def mlperf_bert_check(
 # ----------------------------------------------------------------------------- measured runs
 
 
+def _graph_node(name: str, known: pd.Index) -> str:
+    """A backend's name for a node → the graph node it came from: ONNX Runtime names fused nodes
+    ``<node>/MatMulAddFusion``, TensorRT appends ``_myl…`` suffixes; take the longest known prefix."""
+    if name in known:
+        return name
+    best = ""
+    for node in known:
+        if len(node) > len(best) and name.startswith(node) and name[len(node) : len(node) + 1] in ("/", "_", "+"):
+            best = node
+    return best or name
+
+
 def layer_floors(layers: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
     """``layers`` (one plan's rows) with ``floor_ms``, ``kind`` and ``efficiency`` (= roofline floor ÷
     measured median: the fraction of the device limit the layer reached; NaN where either is
@@ -542,6 +554,7 @@ def layer_floors(layers: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
         for _, row in g.iterrows():
             raw = row.get("onnx_nodes")
             names = [n for n in str(raw).split(";") if n] if isinstance(raw, str) and raw else [str(row["layer"])]
+            names = [_graph_node(n, proj.index) for n in names]
             hit = proj.reindex(names)
             hit = hit[hit["floor_ms"].notna()]
             floors.append(float(hit["floor_ms"].sum()) if len(hit) else math.nan)

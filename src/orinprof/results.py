@@ -117,7 +117,9 @@ LAYERS_TABLE = register(
         file="layers.csv",
         description=(
             "One row per profiled layer (an ONNX Runtime node, a TensorRT engine layer, a PyTorch module) "
-            "per plan and shape, from the separate profiling run."
+            "per plan and shape, from the separate profiling run.  With `--roofline DEVICE` three columns "
+            "are added: `floor_ms` (the layer's roofline floor on that device), `kind` (op kind of the "
+            "floor) and `efficiency` (floor ÷ median_ms; empty where the layer maps to no graph node)."
         ),
         keys=("run_id", "precision", "seq_len", "layer"),
         open_ended=True,
@@ -190,7 +192,10 @@ SUMMARY_TABLE = register(
             "`backend_versions`, `cuda_graph`, `window_start_s`/`window_end_s` (the timed window on the "
             "telemetry clock); `int8_mha_fusable_cores` (`k/n` attention cores meeting TensorRT's INT8 "
             "fused-MHA preconditions, from the Q/DQ lint); TensorRT engine facts `engine_layers`, "
-            "`fused_mha`, `fused_mha_precision`, `int8_layers`; and the telemetry and fingerprint "
+            "`fused_mha`, `fused_mha_precision`, `int8_layers`; with `--roofline DEVICE`, "
+            "`roofline_device`, `roofline_floor_ms` (Σ per-node roofline floors) and `roofline_efficiency` "
+            "(floor ÷ end-to-end median, also per layer as `floor_ms`/`efficiency` in layers); and the "
+            "telemetry and fingerprint "
             "columns listed in docs/telemetry.md (power, energy per inference, clocks, temperatures, "
             "nvpmodel, jetson_clocks, device model, versions)."
         ),

@@ -193,6 +193,10 @@ def profile_cmd(
     telemetry: Annotated[str, typer.Option(help="auto, jtop, tegrastats, nvml, host or none.")] = "auto",
     telemetry_interval: Annotated[float, typer.Option(help="Telemetry sampling interval (s).")] = 0.1,
     cuda_graph: Annotated[bool, typer.Option(help="Replay a CUDA graph in the timing run (GPU backends).")] = False,
+    roofline: Annotated[
+        str | None,
+        typer.Option(help="Device for per-layer roofline efficiency (local-cpu, h100, agx-orin-64gb, …)."),
+    ] = None,
     int8_impl: Annotated[
         str | None,
         typer.Option(
@@ -242,6 +246,7 @@ def profile_cmd(
         telemetry=telemetry,
         telemetry_interval_s=telemetry_interval,
         cuda_graph=cuda_graph,
+        roofline_device=roofline,
         results_dir=results_dir,
         extra=extra,
         command="orinprof " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
