@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -350,24 +350,23 @@ class _Classifier:
                 self.tag(p, "ffn", "ffn_act", overwrite=True)
 
     def _between(self, up: int, down: int) -> set[int]:
-        g = self.g
-        fwd: set[int] = set()
-        queue = deque(g.downstream(up))
-        while queue and len(fwd) < MAX_WALK:
-            i = queue.popleft()
-            if i in fwd or i == down or g.is_weighted_gemm(i) or g.nodes[i].op_type in NORM_OPS:
-                continue
-            fwd.add(i)
-            queue.extend(g.downstream(i))
-        back: set[int] = set()
-        queue = deque(g.upstream(down))
-        while queue and len(back) < MAX_WALK:
-            i = queue.popleft()
-            if i in back or i == up or g.is_weighted_gemm(i) or g.nodes[i].op_type in NORM_OPS:
-                continue
-            back.add(i)
-            queue.extend(g.upstream(i))
+        """Nodes on any path from ``up`` to ``down``: reachable forward from one and backward from
+        the other without crossing a weighted GEMM or a norm."""
+        fwd = self._reach(self.g.downstream(up), self.g.downstream, stop=down)
+        back = self._reach(self.g.upstream(down), self.g.upstream, stop=up)
         return fwd & back
+
+    def _reach(self, start: list[int], step: Callable[[int], list[int]], stop: int) -> set[int]:
+        g = self.g
+        seen: set[int] = set()
+        queue = deque(start)
+        while queue and len(seen) < MAX_WALK:
+            i = queue.popleft()
+            if i in seen or i == stop or g.is_weighted_gemm(i) or g.nodes[i].op_type in NORM_OPS:
+                continue
+            seen.add(i)
+            queue.extend(step(i))
+        return seen
 
     def _feeds_activation(self, gemm: int) -> bool:
         """The GEMM's output (after a bias add) goes straight into a nonlinearity."""
