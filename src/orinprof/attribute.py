@@ -67,10 +67,7 @@ def _fractions(
         weights = {c: float(k) for c, k in classes.items()}
         total = sum(weights.values())
         status = "split_by_count" if status == "ok" else status
-    fractions = {c: w / total for c, w in weights.items() if w > 0}
-    if len(fractions) == 1:
-        return fractions, block, status
-    return fractions, block, status
+    return {c: w / total for c, w in weights.items() if w > 0}, block, status
 
 
 def attribute_layers(

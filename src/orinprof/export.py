@@ -237,9 +237,8 @@ def from_onnx(path: Path, batch: int | None = None, seq_len: int | None = None) 
     inputs = onnx_inputs(model, batch, seq_len)
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     batch_v = inputs[0].shape[0] if inputs and inputs[0].shape else 1
+    # 0 for a model without a sequence axis (pixels only)
     seq_v = seq_len or next((i.shape[1] for i in inputs if i.kind != "pixels" and len(i.shape) > 1), 0)
-    if not seq_v and inputs and inputs[0].kind == "pixels":
-        seq_v = 0
     path = Path(path)
     return ExportedModel(path, path.stem, batch_v, seq_v, opset, tuple(inputs), sha256_file(path), None, {})
 

@@ -14,8 +14,7 @@ import logging
 import platform
 import shutil
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -546,10 +545,3 @@ def parse_seq_lens(text: str) -> tuple[int, ...]:
     if any(v < 1 for v in out):
         raise OrinprofError("sequence lengths must be positive", "use e.g. --seq 128")
     return tuple(out)
-
-
-def elapsed(start: float) -> str:
-    return f"{time.perf_counter() - start:.1f} s"
-
-
-Callback = Callable[[str], None]

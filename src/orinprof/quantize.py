@@ -29,7 +29,7 @@ import pandas as pd
 
 from orinprof.classify import GEMM_OPS
 from orinprof.errors import MissingDependency, OrinprofError
-from orinprof.export import ExportedModel, _atomic_save, sha256_file, synthesize
+from orinprof.export import ExportedModel, _atomic_save, synthesize
 from orinprof.models import InputSpec
 from orinprof.results import PRECISIONS
 
@@ -384,7 +384,3 @@ class _DropMessages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return self.needle not in record.getMessage()
-
-
-def plan_file_checksum(planned: PlannedModel) -> str:
-    return sha256_file(planned.path)

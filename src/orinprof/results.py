@@ -353,10 +353,6 @@ def check(df: pd.DataFrame, table: str | Table) -> pd.DataFrame:
     return df[ordered]
 
 
-def empty(table: str) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in table_spec(table).names})
-
-
 # --------------------------------------------------------------------------- run directories
 
 

@@ -391,10 +391,6 @@ def build(spec: Any, seed: int) -> nn.Module:
     return module
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 #: where each family keeps its transformer blocks (unstructured pruning touches only these)
 _BLOCKS = {"bert": "encoder.layer.", "vit": "blocks.", "gpt2": "h.", "llama": "layers."}
 
