@@ -14,6 +14,7 @@ from onnx import numpy_helper as nh
 from orinprof import results
 from orinprof.errors import OrinprofError
 from orinprof.lint import CHECKS, block_verdicts, lint_qdq
+from orinprof.quantize import TRT_EXTRA_OPTIONS
 
 
 def attention_model(seq: int = 16, hidden: int = 64, heads: int = 2, seed: int = 0) -> onnx.ModelProto:
@@ -92,14 +93,7 @@ def quantize(model: onnx.ModelProto, tmp_dir, seq: int, hidden: int) -> onnx.Mod
         per_channel=True,
         activation_type=ort_q.QuantType.QInt8,
         weight_type=ort_q.QuantType.QInt8,
-        extra_options={
-            "ActivationSymmetric": True,
-            "WeightSymmetric": True,
-            "QuantizeBias": False,
-            "AddQDQPairToWeight": True,
-            "DedicatedQDQPair": True,
-            "OpTypesToExcludeOutputQuantization": ["MatMul", "Gemm"],
-        },
+        extra_options=dict(TRT_EXTRA_OPTIONS),  # exactly what the spine's INT8 plans use
     )
     return onnx.load(str(dst))
 
