@@ -63,6 +63,7 @@ def test_run_directory_tables(run) -> None:  # type: ignore[no-untyped-def]
         assert row.e2e_p90_ms <= row.e2e_p99_ms
     info = json.loads((result.run_dir / "run.json").read_text())
     assert info["schema_version"] == results.SCHEMA_VERSION and info["versions"]["onnxruntime"]
+    assert info["versions"]["git"]  # the issue asks run.json for the git version
 
 
 def test_class_attribution_is_complete(run) -> None:  # type: ignore[no-untyped-def]

@@ -89,7 +89,7 @@ class ProfileResult:
 
 
 def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "orinprof": _version("orinprof")}
+    out = {"python": platform.python_version(), "orinprof": _version("orinprof"), "git": results.git_version()}
     for name in ("numpy", "pandas", "onnx", "onnxruntime", "onnxconverter-common", "torch", "tensorrt"):
         v = _version(name)
         if v:
