@@ -45,6 +45,7 @@ import pandas as pd
 
 from orinprof.costs import dynamic_dims, node_costs
 from orinprof.errors import OrinprofError
+from orinprof.plans import INT8_PLAN_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 #: The drill card's claims (cards.tsv): INT8 attention ~40 % faster, whole model 25–35 % faster.
 #: "~40 %" is read as 35–45 %.
 CARD_RANGES: dict[str, tuple[float, float]] = {"attention": (0.35, 0.45), "e2e": (0.25, 0.35)}
-INT8_PLANS = ("int8-attn", "int8-ffn", "int8-all")
+INT8_PLANS = INT8_PLAN_NAMES
 DEFAULT_SEQS = (64, 128, 256, 384, 512, 1024, 2048)
 
 #: MLPerf Inference BERT-99 SingleStream p90 on AGX Orin (INT8, seq 384, MaxN), v2.0–v3.1

@@ -31,7 +31,7 @@ from orinprof.classify import GEMM_OPS
 from orinprof.errors import MissingDependency, OrinprofError
 from orinprof.export import ExportedModel, _atomic_save, synthesize
 from orinprof.models import InputSpec
-from orinprof.results import PRECISIONS
+from orinprof.plans import Plan
 
 log = logging.getLogger(__name__)
 
@@ -72,38 +72,8 @@ ORT_CPU_EXTRA_OPTIONS: dict[str, object] = {"ActivationSymmetric": True, "Weight
 QDQ_STYLES: dict[str, dict[str, object]] = {"trt": TRT_EXTRA_OPTIONS, "ort": ORT_CPU_EXTRA_OPTIONS}
 
 
-@dataclass(frozen=True)
-class QuantPlan:
-    name: str
-    int8_classes: frozenset[str]
-    fp16: bool = False
-
-    @property
-    def is_int8(self) -> bool:
-        return bool(self.int8_classes)
-
-
-PLANS: dict[str, QuantPlan] = {
-    "fp32": QuantPlan("fp32", frozenset()),
-    "fp16": QuantPlan("fp16", frozenset(), fp16=True),
-    "int8-attn": QuantPlan("int8-attn", frozenset({"attention"})),
-    "int8-ffn": QuantPlan("int8-ffn", frozenset({"ffn"})),
-    "int8-all": QuantPlan("int8-all", frozenset({"attention", "ffn", "other", "embedding", "norm"})),
-}
-assert tuple(PLANS) == PRECISIONS
-
-
-def get_plan(name: str) -> QuantPlan:
-    if name not in PLANS:
-        raise OrinprofError(f"unknown precision plan {name!r}", "choose from: " + ", ".join(PLANS))
-    return PLANS[name]
-
-
-def parse_plans(text: str) -> list[QuantPlan]:
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    if not names:
-        raise OrinprofError("no precision plans given", "e.g. --precisions fp32,int8-attn")
-    return [get_plan(n) for n in names]
+#: the plan type (one definition, in :mod:`orinprof.plans`)
+QuantPlan = Plan
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from orinprof.errors import OrinprofError
+from orinprof.plans import PLAN_NAMES
 
 SCHEMA_VERSION = "1.0"
 
@@ -34,7 +35,8 @@ LAYER_CLASSES = ("attention", "ffn", "norm", "embedding", "other")
 #: Extra attribution classes that only appear in ``layers`` (never in ``layer_classes``).
 ATTRIBUTION_CLASSES = (*LAYER_CLASSES, "mixed", "fused-unattributed", "reformat")
 
-PRECISIONS = ("fp32", "fp16", "int8-attn", "int8-ffn", "int8-all")
+#: plan names (owned by :mod:`orinprof.plans`)
+PRECISIONS = PLAN_NAMES
 
 
 @dataclass(frozen=True)

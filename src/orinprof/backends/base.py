@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -54,12 +54,26 @@ class TimingConfig:
 
 @dataclass(frozen=True)
 class RunnerOptions:
-    """Backend-independent knobs; each backend reads what applies to it."""
+    """What every runner is told, typed once here (the plan, the shape, where artefacts go);
+    backend-specific settings travel in ``backend`` as that backend's own options dataclass
+    (``extra`` is the legacy untyped form, being retired backend by backend)."""
 
     device: str = "cpu"  # "cpu", "cuda", "cuda:0", "trt" (ORT TensorRT EP) …
     threads: int | None = None  # intra-op threads on CPU; None = backend default
     inter_threads: int | None = None
     cuda_graph: bool = False
+    #: the precision plan (a name from :data:`orinprof.plans.PLANS`); one default for every backend
+    plan: str = "fp32"
+    batch: int = 1
+    seq_len: int | None = None
+    #: the zoo preset (:class:`orinprof.models.ModelSpec`) for backends that consume ``"zoo"``
+    spec: Any = None
+    #: input name → concrete shape, for models with dynamic axes (TensorRT profiles, trtexec --shapes)
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: where a backend keeps what it builds (engines, timing caches); None = its own default
+    artifact_dir: Path | None = None
+    #: the backend's own typed options (e.g. TrtOptions, TorchOptions); None = its defaults
+    backend: Any = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -73,9 +87,21 @@ class BackendInfo:
 
 
 class Runner:
-    """Base class: context manager, warm-up/timing loops and input validation written once."""
+    """Base class: context manager, warm-up/timing loops and input validation written once.
+
+    A backend *declares* what it can do in the class attributes below; :mod:`orinprof.measure`
+    reads them and never compares a backend's name.
+    """
 
     name = "base"
+    #: what the runner runs: ``"onnx"`` (the plan's ONNX file) or ``"zoo"`` (the preset's module)
+    consumes: ClassVar[str] = "onnx"
+    #: can :meth:`infer` return model outputs (for the fidelity check)?
+    returns_outputs: ClassVar[bool] = True
+    #: are profiled layers engine layers that may span several ONNX nodes (split by FLOPs)?
+    engine_layers: ClassVar[bool] = False
+    #: one line for docs and ``--help``: what this backend is
+    summary: ClassVar[str] = ""
 
     def __init__(self, model_path: Path, options: RunnerOptions | None = None) -> None:
         self.model_path = Path(model_path)

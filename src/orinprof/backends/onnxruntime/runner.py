@@ -56,6 +56,7 @@ def cpu_model() -> str:
 
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
+    summary = "ONNX Runtime on the CPU (CUDA / TensorRT execution providers with onnxruntime-gpu)"
 
     def __init__(self, model_path: Path, options: Any = None) -> None:
         super().__init__(model_path, options)

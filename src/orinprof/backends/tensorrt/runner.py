@@ -199,6 +199,8 @@ class _Binding:
 
 class TensorRTRunner(Runner):
     name = "tensorrt"
+    summary = "TensorRT Python API: engine build, CUDA-event timing, IProfiler per-layer times"
+    engine_layers = True
 
     def __init__(self, model_path: Path, options: RunnerOptions | None = None) -> None:
         super().__init__(model_path, options)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orinprof.errors import OrinprofError
+from orinprof.plans import PLANS
 
 if TYPE_CHECKING:
     import torch
@@ -40,13 +41,11 @@ QMAX = 127
 #: smallest scale: an all-zero row quantizes to zeros instead of dividing by zero
 SCALE_EPS = 1e-12
 
-#: precision plan → layer classes whose Linear layers become W8A8
+#: precision plan → layer classes whose Linear layers become W8A8 (derived from orinprof.plans:
+#: only attention and FFN Linear layers exist to quantize in the zoo's modules; the LM heads are
+#: "other" and never quantized, so int8-all means attention + FFN here)
 PLAN_CLASSES: dict[str, tuple[str, ...]] = {
-    "fp32": (),
-    "fp16": (),
-    "int8-attn": ("attention",),
-    "int8-ffn": ("ffn",),
-    "int8-all": ("attention", "ffn"),
+    name: tuple(c for c in ("attention", "ffn") if c in plan.int8_classes) for name, plan in PLANS.items()
 }
 
 # Linear layers by qualified module name, per zoo family (models/torch_modules.py).  Anything

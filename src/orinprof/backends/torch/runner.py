@@ -148,6 +148,8 @@ class TorchRunner(Runner):
     benchmarks time the same module with a bare loop)."""
 
     name = "torch"
+    summary = "PyTorch on CUDA: the zoo's modules in FP16 / W8A8, optional CUDA-graph replay"
+    consumes = "zoo"
 
     def __init__(self, model_path: Path | None = None, options: RunnerOptions | None = None) -> None:
         super().__init__(Path(model_path or "."), options)

@@ -30,6 +30,7 @@ import pandas as pd
 from orinprof.backends.base import BackendInfo, Feed, Progress, Runner, RunnerOptions, TimingConfig
 from orinprof.backends.trtexec import ingest, parse
 from orinprof.errors import OrinprofError
+from orinprof.plans import PLAN_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ INSTALL_HINT = (
     "bin/ directory on PATH"
 )
 
-PLAN_PRECISIONS = ("fp32", "fp16", "int8-attn", "int8-ffn", "int8-all")
+PLAN_PRECISIONS = PLAN_NAMES
 
 
 def find_trtexec(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -147,6 +148,9 @@ class TrtexecRunner(Runner):
     temporary directory that is kept, so the files can be ingested again)."""
 
     name = "trtexec"
+    summary = "NVIDIA's trtexec binary: builds, times and profiles an engine from the plan's ONNX"
+    returns_outputs = False  # trtexec writes no model outputs back
+    engine_layers = True
 
     def __init__(self, model_path: Path, options: RunnerOptions | None = None) -> None:
         super().__init__(model_path, options)
