@@ -58,7 +58,7 @@ def main(paths: list[str]) -> None:
                     f"[{pct(c.attention_reduction_ci_low)}, {pct(c.attention_reduction_ci_high)}] | "
                     f"{pct(c.ffn_reduction)} [{pct(c.ffn_reduction_ci_low)}, {pct(c.ffn_reduction_ci_high)}] | "
                     f"{pct(c.e2e_reduction)} [{pct(c.e2e_reduction_ci_low)}, {pct(c.e2e_reduction_ci_high)}] | "
-                    f"{pct(c.amdahl_e2e_reduction)} |"
+                    f"{pct(c.profile_implied_e2e_reduction)} |"
                 )
 
 

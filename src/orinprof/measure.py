@@ -1,39 +1,57 @@
-"""Measurement: the one function that runs the whole pipeline for ``orinprof profile``.
+"""Measurement: the pipeline behind ``orinprof profile``, in three steps per shape.
 
-For every sequence length and plan: export (cached) → classify → apply the plan (cached) → on the
-chosen backend, a **timing run** (warm-up, then every latency kept, telemetry sampling beside it)
-and a separate **profiling run** (per-layer times) → attribution → fidelity against fp32 → one
-summary row.  Each plan's rows are appended to the run directory as soon as they exist, so an
-interrupted or failing run keeps what it measured.  Then :func:`orinprof.compare.compare`.
+1. **Prepare** (:meth:`ProfileRun.prepare_shape`, :meth:`ProfileRun.prepare_plans`): export the model
+   once and analyse it once (:class:`orinprof.analysed.AnalysedModel`); per plan, write the plan's
+   ONNX (:func:`orinprof.quantize.apply_plan`) and derive its analysed model (the class map is
+   inherited from the source, never re-derived on a rewritten graph).
+2. **Measure** (:meth:`ProfileRun.measure`): one runner per plan, activated once and kept alive.
+   The plans are timed in ``rounds`` rounds; in each round every plan runs one timing block, in a
+   freshly shuffled (seeded, recorded) order, then one profiling block, shuffled again.  Drift and
+   neighbours' noise hit every plan alike, and each round pairs every plan with the baseline
+   measured minutes, not a whole run, apart.  With ``aa_control`` the baseline is timed twice, as
+   two plans (``fp32`` and ``fp32~aa``): the spurious difference between them is the run's noise
+   floor.
+3. **Record** (:meth:`ProfileRun.record`): one summary row per plan (:func:`orinprof.results.summary_row`),
+   latencies and blocks (appended round by round, so an interrupted run keeps them), layers,
+   class times, Q/DQ lint, telemetry.  ``run.json`` says whether the run is running, complete,
+   interrupted or failed, and which plans are done.
+
+Backends are told apart by the capabilities they declare (:class:`orinprof.backends.base.Runner`:
+``consumes``, ``returns_outputs``, ``engine_layers``), never by name: a backend added to
+:data:`orinprof.backends.BACKENDS` is accepted here as it is.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import contextlib
 import logging
-import platform
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pandas as pd
 
-from orinprof import attribute, classify, export, models, quantize, results, stats, telemetry
-from orinprof.backends import make_runner
-from orinprof.backends.base import Progress, Runner, RunnerOptions, TimingConfig
-from orinprof.compare import compare
+from orinprof import attribute, export, models, quantize, results, telemetry
+from orinprof.analysed import AnalysedModel
+from orinprof.backends import make_runner, runner_class
+from orinprof.backends.base import BackendInfo, Progress, Runner, RunnerOptions, TimingConfig
+from orinprof.compare import AA_SUFFIX, compare, noise_floors
 from orinprof.errors import OrinprofError
+from orinprof.plans import Plan, get_plan
 
 log = logging.getLogger(__name__)
 
-#: backends that run the ONNX files (export + plans); ``torch`` runs the zoo's modules directly
-ONNX_BACKENDS = ("onnxruntime", "tensorrt", "trtexec")
+#: the fp32 reference of the fidelity check for runners that consume ONNX: ONNX Runtime on the CPU
+#: (runners that consume the zoo's modules are their own reference, at fp32)
+ONNX_REFERENCE_BACKEND = "onnxruntime"
+#: ``--isolate`` choices: ``none`` keeps every runner alive in this process across rounds
+ISOLATION_MODES = ("none", "process")
+#: unattributed time above this share of the layer time flags ``attribution_incomplete``
+UNATTRIBUTED_LIMIT = 0.05
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,10 @@ class ProfileConfig:
     results_dir: Path = Path("results")
     models_dir: Path = Path("models")
     seed: int = 0
+    #: time the baseline twice, as two plans, and report their spurious difference (the noise floor)
+    aa_control: bool = False
+    #: ``none`` or ``process`` (each block in a fresh process; not implemented yet)
+    isolate: str = "none"
     extra: dict[str, Any] = field(default_factory=dict)
     command: str = ""
 
@@ -83,25 +105,16 @@ class ProfileResult:
     summary: pd.DataFrame
     comparison: pd.DataFrame
     failures: tuple[str, ...] = ()
+    #: seq_len → the A/A control's noise floor (fraction; ``--aa-control`` only)
+    noise_floor: Mapping[int, float] = field(default_factory=dict)
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- small helpers
 
 
 def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "orinprof": _version("orinprof"), "git": results.git_version()}
-    for name in ("numpy", "pandas", "onnx", "onnxruntime", "onnxconverter-common", "torch", "tensorrt"):
-        v = _version(name)
-        if v:
-            out[name] = v
-    return out
-
-
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
+    """Kept for callers of the old name; :func:`orinprof.results.package_versions` owns it."""
+    return results.package_versions()
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -115,19 +128,28 @@ def _first_output(outputs: dict[str, np.ndarray]) -> np.ndarray:
     return next(iter(outputs.values()))
 
 
-def _check_config(cfg: ProfileConfig) -> tuple[models.ModelSpec | None, list[quantize.QuantPlan]]:
+def _check_config(cfg: ProfileConfig) -> tuple[models.ModelSpec | None, list[Plan], type[Runner]]:
     if (cfg.model is None) == (cfg.onnx is None):
         raise OrinprofError("give exactly one of --model PRESET or --onnx PATH", "e.g. --model bert-base")
-    plans = [quantize.get_plan(p) for p in cfg.precisions]
+    plans = [get_plan(p) for p in cfg.precisions]
     if not plans:
         raise OrinprofError("no precision plans given", "e.g. --precisions fp32,int8-attn")
+    if len({p.name for p in plans}) != len(plans):
+        raise OrinprofError("a plan is listed twice", "list each plan once (--aa-control times the baseline twice)")
     spec = models.get(cfg.model) if cfg.model else None
-    if cfg.backend not in ONNX_BACKENDS and cfg.backend != "torch":
-        from orinprof.backends import BACKENDS
-
-        raise OrinprofError(f"unknown backend {cfg.backend!r}", "choose one of: " + ", ".join(BACKENDS))
-    if cfg.backend == "torch" and spec is None:
-        raise OrinprofError("the torch backend runs zoo presets only", "use --model PRESET, or --backend onnxruntime")
+    cls = runner_class(cfg.backend)  # any registered backend; unknown names fail here with the list
+    if cls.consumes == "zoo" and spec is None:
+        raise OrinprofError(
+            f"the {cfg.backend} backend runs zoo presets only", "use --model PRESET, or a backend that runs ONNX"
+        )
+    if cfg.isolate not in ISOLATION_MODES:
+        raise OrinprofError(f"unknown isolation {cfg.isolate!r}", "choose one of: " + ", ".join(ISOLATION_MODES))
+    if cfg.isolate == "process":
+        raise OrinprofError(
+            "--isolate process is not implemented yet",
+            "use --isolate none (runners stay alive across rounds in this process); for fresh processes, "
+            "repeat the run and compare the run directories",
+        )
     if spec is not None:
         for s in cfg.seq_lens or (spec.default_seq,):
             spec.check_shape(cfg.batch, s)
@@ -137,7 +159,7 @@ def _check_config(cfg: ProfileConfig) -> tuple[models.ModelSpec | None, list[qua
         raise OrinprofError(f"{cfg.inputs_npz} does not exist", "check the path given to --inputs")
     if cfg.timing.iterations < 1:
         raise OrinprofError("iterations must be at least 1")
-    return spec, plans
+    return spec, plans, cls
 
 
 def _samples(
@@ -164,110 +186,12 @@ def _samples(
     return feed, held, source, f"synthetic:{cfg.calib_batches}:{cfg.seed + 1}"
 
 
-def _runner_options(cfg: ProfileConfig, plan: str, seq_len: int, spec: models.ModelSpec | None) -> RunnerOptions:
-    extra = {
-        "precision": plan,
-        "batch": cfg.batch,
-        "seq_len": seq_len,
-        "preset": spec.name if spec else None,
-        "spec": spec,
-        "engine_dir": str(Path(cfg.models_dir).parent / "engines") if cfg.backend == "tensorrt" else None,
-        **cfg.extra,
-    }
-    return RunnerOptions(
-        device=cfg.device,
-        threads=cfg.threads,
-        cuda_graph=cfg.cuda_graph,
-        extra={k: v for k, v in extra.items()},
-    )
-
-
-# ----------------------------------------------------------------------------- the pipeline
-
-
-def profile(cfg: ProfileConfig, reporter: Reporter | None = None) -> ProfileResult:
-    """Run every plan at every sequence length; write a new run directory; return its tables."""
-    reporter = reporter or Reporter()
-    spec, plans = _check_config(cfg)
-    seq_lens = list(cfg.seq_lens) or ([spec.default_seq] if spec else [0])
-    model_name = spec.name if spec else Path(cfg.onnx or "model").stem
-    run_id = results.new_run_id(model_name, cfg.backend)
-    run_dir = results.create_run_dir(Path(cfg.results_dir), run_id)
-    wrote_rows = False
-    failures: list[str] = []
-    fingerprint: dict[str, Any] = {}
-    try:
-        try:
-            fingerprint = telemetry.fingerprint()
-        except Exception as err:  # the fingerprint is best-effort context, never a reason to fail
-            log.warning("fingerprint incomplete: %s", err)
-        info = results.RunInfo(
-            run_id=run_id,
-            created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            command=cfg.command or " ".join(sys.argv),
-            config=_config_dict(cfg),
-            versions=package_versions(),
-            host={"platform": platform.platform(), "cpu": _cpu(), "cpu_count": _cpu_count()},
-            fingerprint=fingerprint,
-        )
-        results.write_run_info(info, run_dir)
-        for seq in seq_lens:
-            for plan in plans:
-                label = f"{model_name} · seq {seq} · {plan.name}"
-                try:
-                    row = _profile_one(cfg, spec, plan, seq, run_id, run_dir, reporter, label)
-                except OrinprofError as err:
-                    if not wrote_rows and plan is plans[0] and seq == seq_lens[0]:
-                        raise  # the very first plan failed: nothing to keep, report the cause
-                    failures.append(f"{label}: {err.one_line()}")
-                    log.error("%s failed: %s", label, err.one_line())
-                    continue
-                wrote_rows = True
-                reporter.done(f"{label}: median {row['e2e_median_ms']:.3f} ms")
-    except BaseException:
-        if not wrote_rows:
-            shutil.rmtree(run_dir, ignore_errors=True)  # an empty run directory helps nobody
-        raise
-    summary = results.read_table(run_dir, "summary")
-    comparison = compare(summary, results.read_table(run_dir, "class_times"), results.read_table(run_dir, "latencies"))
-    if len(comparison):
-        results.write_table(comparison, run_dir, "comparison")
-    if failures:
-        info_path = run_dir / "failures.txt"
-        info_path.write_text("\n".join(failures) + "\n")
-    return ProfileResult(run_dir, summary, comparison, tuple(failures))
-
-
-def prepare(cfg: ProfileConfig, reporter: Reporter | None = None) -> list[tuple[int, quantize.PlannedModel]]:
-    """Export, classify and write every plan's ONNX without measuring (``orinprof export``): the
-    host-side half of the Jetson workflow, for a device without torch."""
-    reporter = reporter or Reporter()
-    spec, plans = _check_config(cfg)
-    out = []
-    for seq in list(cfg.seq_lens) or ([spec.default_seq] if spec else [0]):
-        exported, classes = _exported(cfg, spec, seq)
-        _feed, _held, calib, calib_id = _samples(exported.inputs, cfg)
-        for plan in plans:
-            reporter.stage(f"{exported.model} · seq {exported.seq_len} · {plan.name}")
-            out.append(
-                (
-                    exported.seq_len,
-                    quantize.apply_plan(exported, plan, classes, calib, calib_id, cfg.calib_method, cfg.qdq_style),
-                )
-            )
-    return out
-
-
-def _cpu() -> str:
-    from orinprof.backends.onnxruntime.runner import cpu_model
-
-    return cpu_model()
-
-
-def _cpu_count() -> int:
-    import os
-
-    return os.cpu_count() or 0
+def run_mode(cfg: ProfileConfig) -> str:
+    """How the plans ran, as one comparable string (``compare`` never mixes modes)."""
+    parts = [f"device={cfg.device}", f"threads={cfg.threads or 'default'}", f"cuda_graph={bool(cfg.cuda_graph)}"]
+    parts += [f"isolate={cfg.isolate}", f"qdq={cfg.qdq_style}"]
+    parts += [f"{k}={v}" for k, v in sorted(cfg.extra.items())]
+    return ",".join(parts)
 
 
 def _config_dict(cfg: ProfileConfig) -> dict[str, Any]:
@@ -276,201 +200,554 @@ def _config_dict(cfg: ProfileConfig) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
-_EXPORT_CACHE: dict[tuple[Any, ...], tuple[export.ExportedModel, pd.DataFrame]] = {}
+# ----------------------------------------------------------------------------- prepared state
 
 
-def _exported(cfg: ProfileConfig, spec: models.ModelSpec | None, seq: int) -> tuple[export.ExportedModel, pd.DataFrame]:
-    key = (spec.name if spec else str(cfg.onnx), cfg.batch, seq, cfg.opset, str(cfg.models_dir), cfg.seed)
-    if key not in _EXPORT_CACHE:
+@dataclass
+class Shape:
+    """One model at one sequence length, prepared: the export and its analysed source model."""
+
+    seq_len: int
+    batch: int
+    inputs: tuple[models.InputSpec, ...]
+    feed: dict[str, np.ndarray]
+    held: list[dict[str, np.ndarray]]
+    calibration: quantize.CalibrationSource
+    calibration_id: str
+    exported: export.ExportedModel | None = None
+    source: AnalysedModel | None = None
+
+
+@dataclass
+class PlanSlot:
+    """One plan (or the A/A copy of the baseline) of one shape: what was prepared, the live runner,
+    and what its blocks measured."""
+
+    label: str
+    plan: Plan
+    model_path: Path
+    model: AnalysedModel | None = None
+    gemm_counts: dict[str, int] = field(default_factory=dict)
+    lint: pd.DataFrame | None = None
+    runner: Runner | None = None
+    info: BackendInfo | None = None
+    latencies: list[np.ndarray] = field(default_factory=list)
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    telemetry: list[dict[str, Any]] = field(default_factory=list)
+    profiles: list[pd.DataFrame] = field(default_factory=list)
+    classes_for_profile: pd.DataFrame | None = None
+    fidelity: float = float("nan")
+    fidelity_note: str | None = None
+    failure: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.failure is None
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class ProfileRun:
+    """One ``orinprof profile`` run: its configuration, run directory and everything it holds
+    between shapes (the reference outputs), instead of module-level caches."""
+
+    def __init__(self, cfg: ProfileConfig, reporter: Reporter | None = None) -> None:
+        self.cfg = cfg
+        self.reporter = reporter or Reporter()
+        self.spec, self.plans, self.runner_cls = _check_config(cfg)
+        self.model_name = self.spec.name if self.spec else Path(cfg.onnx or "model").stem
+        self.mode = run_mode(cfg)
+        self.failures: list[str] = []
+        self.run_id = ""
+        self.run_dir = Path(".")
+        self.info: results.RunInfo | None = None
+        self.rows_written = False
+        self._references: dict[int, list[np.ndarray] | None] = {}
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self) -> ProfileResult:
+        cfg = self.cfg
+        seq_lens = list(cfg.seq_lens) or ([self.spec.default_seq] if self.spec else [0])
+        self.run_id = results.new_run_id(self.model_name, cfg.backend)
+        self.run_dir = results.create_run_dir(Path(cfg.results_dir), self.run_id)
+        try:
+            fingerprint: dict[str, Any] = {}
+            try:
+                fingerprint = telemetry.fingerprint()
+            except Exception as err:  # the fingerprint is best-effort context, never a reason to fail
+                log.warning("fingerprint incomplete: %s", err)
+            self.info = results.RunInfo.create(
+                self.run_id, cfg.command or " ".join(sys.argv), _config_dict(cfg), fingerprint
+            )
+            results.write_run_info(self.info, self.run_dir)
+            for seq in seq_lens:
+                shape = self.prepare_shape(seq)
+                slots = self.prepare_plans(shape)
+                samples = self.measure(shape, slots)
+                done = self.record(shape, slots, samples)
+                self.info = results.update_run_info(self.info, self.run_dir, plans_done=(*self.info.plans_done, *done))
+        except KeyboardInterrupt:
+            self._end("interrupted")
+            raise
+        except BaseException:
+            self._end("failed")
+            raise
+        summary = results.read_table(self.run_dir, "summary")
+        comparison = compare(
+            summary,
+            results.read_table(self.run_dir, "class_times"),
+            results.read_table(self.run_dir, "latencies"),
+        )
+        if len(comparison):
+            results.write_table(comparison, self.run_dir, "comparison")
+        floors = noise_floors(comparison)
+        if self.failures:
+            (self.run_dir / "failures.txt").write_text("\n".join(self.failures) + "\n")
+        assert self.info is not None
+        self.info = results.update_run_info(
+            self.info, self.run_dir, status="complete", noise_floor={str(k): v for k, v in floors.items()}
+        )
+        return ProfileResult(self.run_dir, summary, comparison, tuple(self.failures), floors)
+
+    def _end(self, status: str) -> None:
+        if not self.rows_written:
+            shutil.rmtree(self.run_dir, ignore_errors=True)  # an empty run directory helps nobody
+        elif self.info is not None:
+            self.info = results.update_run_info(self.info, self.run_dir, status=status)
+
+    def _fail(self, slot: PlanSlot, label: str, err: OrinprofError) -> None:
+        slot.failure = err.one_line()
+        self.failures.append(f"{label}: {slot.failure}")
+        log.error("%s failed: %s", label, slot.failure)
+        if slot.runner is not None:
+            with contextlib.suppress(Exception):
+                slot.runner.deactivate()
+
+    # ------------------------------------------------------------------ 1. prepare
+    def prepare_shape(self, seq: int) -> Shape:
+        """Export (or load) the model at this shape and analyse it once."""
+        cfg, spec = self.cfg, self.spec
+        if self.runner_cls.consumes == "zoo":
+            assert spec is not None
+            inputs = tuple(spec.inputs(cfg.batch, seq))
+            feed, held, calib, calib_id = _samples(inputs, cfg)
+            return Shape(seq, cfg.batch, inputs, feed, held, calib, calib_id)
+        self.reporter.stage(f"{self.model_name} · seq {seq}: export and analyse")
         if spec is not None:
             exported = export.export_preset(spec, cfg.batch, seq, cfg.opset, Path(cfg.models_dir), cfg.seed)
         else:
             exported = export.from_onnx(Path(cfg.onnx or ""), cfg.batch, seq or None)
-        classes = classify.classify_file(exported.path)
-        summary = classify.summarize(classes)
-        if summary["attention_cores"] == 0:
+        source = AnalysedModel.load(exported.path)
+        if not ((source.classes["role"] == "softmax") & (source.classes["layer_class"] == "attention")).any():
             log.warning(
                 "%s has no attention (no Softmax between two activation MatMuls): its attention share will be 0",
                 exported.model,
             )
-        _EXPORT_CACHE[key] = (exported, classes)
-    return _EXPORT_CACHE[key]
-
-
-_REFERENCE_CACHE: dict[tuple[Any, ...], list[np.ndarray]] = {}
-
-
-def _reference_outputs(
-    cfg: ProfileConfig,
-    exported: export.ExportedModel | None,
-    spec: models.ModelSpec | None,
-    seq: int,
-    held: list,
-) -> list[np.ndarray] | None:
-    """fp32 outputs on the held-out inputs: ONNX Runtime on CPU for ONNX backends, the torch
-    module in fp32 for the torch backend.  ``None`` when no reference runner is available."""
-    key = (cfg.backend, exported.sha256 if exported else spec.name if spec else "", seq, cfg.seed)
-    if key in _REFERENCE_CACHE:
-        return _REFERENCE_CACHE[key]
-    try:
-        if cfg.backend == "torch":
-            options = _runner_options(replace(cfg, device=cfg.device), "fp32", seq, spec)
-            runner: Runner = make_runner("torch", Path("."), options)
-        else:
-            assert exported is not None
-            runner = make_runner("onnxruntime", exported.path, RunnerOptions(device="cpu", threads=cfg.threads))
-        with runner:
-            outs = [_first_output(runner.infer(f)).astype(np.float32) for f in held]
-    except OrinprofError as err:
-        log.warning("no fp32 reference for the fidelity check: %s", err.one_line())
-        return None
-    _REFERENCE_CACHE[key] = outs
-    return outs
-
-
-def _profile_one(
-    cfg: ProfileConfig,
-    spec: models.ModelSpec | None,
-    plan: quantize.QuantPlan,
-    seq: int,
-    run_id: str,
-    run_dir: Path,
-    reporter: Reporter,
-    label: str,
-) -> dict[str, Any]:
-    keys: dict[str, Any] = {
-        "run_id": run_id,
-        "model": spec.name if spec else Path(cfg.onnx or "").stem,
-        "backend": cfg.backend,
-    }
-    exported: export.ExportedModel | None = None
-    classes: pd.DataFrame | None = None
-    gemm_counts: dict[str, int] = {}
-    lint: pd.DataFrame | None = None
-    model_path = Path(".")
-    if cfg.backend in ONNX_BACKENDS:
-        reporter.stage(f"{label}: export and {plan.name} plan")
-        exported, classes = _exported(cfg, spec, seq)
-        seq = exported.seq_len or seq
         feed, held, calib, calib_id = _samples(exported.inputs, cfg)
-        planned = quantize.apply_plan(exported, plan, classes, calib, calib_id, cfg.calib_method, cfg.qdq_style)
-        gemm_counts = dict(planned.gemm_counts)
-        model_path = planned.path
-        if plan.is_int8:
-            lint = _lint(planned.path)
-        batch = exported.batch
-    else:
-        assert spec is not None
-        feed, held, _calib, _cid = _samples(spec.inputs(cfg.batch, seq), cfg)
-        batch = cfg.batch
-    keys.update(precision=plan.name, batch=batch, seq_len=seq)
+        return Shape(
+            exported.seq_len or seq,
+            exported.batch,
+            tuple(exported.inputs),
+            feed,
+            held,
+            calib,
+            calib_id,
+            exported,
+            source,
+        )
 
-    runner = make_runner(cfg.backend, model_path, _runner_options(cfg, plan.name, seq, spec))
-    with runner:
-        binfo = runner.info()
-        reporter.stage(f"{label}: timing on {binfo.device}")
-        with telemetry.open_session(cfg.telemetry, cfg.telemetry_interval_s) as tel:
-            t0 = telemetry.clock()
-            latencies = runner.time_e2e(feed, cfg.timing, reporter.progress(f"{label} timing"))
-            t1 = telemetry.clock()
+    def prepare_plans(self, shape: Shape) -> list[PlanSlot]:
+        """Each plan's model (ONNX consumers: the plan file and its derived analysis) and the A/A copy."""
+        cfg = self.cfg
+        slots: list[PlanSlot] = []
+        for i, plan in enumerate(self.plans):
+            label = f"{self.model_name} · seq {shape.seq_len} · {plan.name}"
+            try:
+                slots.append(self._prepare_plan(shape, plan))
+            except OrinprofError as err:
+                if i == 0 and not self.rows_written:
+                    raise  # the very first plan failed: nothing to keep, report the cause
+                self.failures.append(f"{label}: {err.one_line()}")
+                log.error("%s failed: %s", label, err.one_line())
+        if cfg.aa_control and slots:
+            base = slots[0]
+            slots.insert(
+                1, replace(base, label=base.label + AA_SUFFIX, latencies=[], windows=[], telemetry=[], profiles=[])
+            )
+        return slots
+
+    def _prepare_plan(self, shape: Shape, plan: Plan) -> PlanSlot:
+        if shape.exported is None or shape.source is None:
+            return PlanSlot(plan.name, plan, Path("."))
+        self.reporter.stage(f"{self.model_name} · seq {shape.seq_len}: {plan.name} plan")
+        cfg = self.cfg
+        planned = quantize.apply_plan(
+            shape.exported,
+            plan,
+            shape.source.classes,
+            shape.calibration,
+            shape.calibration_id,
+            cfg.calib_method,
+            cfg.qdq_style,
+        )
+        model = shape.source if Path(planned.path) == shape.source.path else shape.source.derive(planned.path)
+        lint = _lint(planned.path) if plan.is_int8 else None
+        return PlanSlot(plan.name, plan, Path(planned.path), model, dict(planned.gemm_counts), lint)
+
+    def runner_options(self, plan_name: str, shape: Shape) -> RunnerOptions:
+        cfg = self.cfg
+        artifact_dir = Path(cfg.models_dir).parent / "engines"
+        legacy = {
+            "precision": plan_name,
+            "batch": shape.batch,
+            "seq_len": shape.seq_len,
+            "preset": self.spec.name if self.spec else None,
+            "spec": self.spec,
+            **cfg.extra,
+        }
+        if self.runner_cls.engine_layers:
+            legacy.setdefault("engine_dir", str(artifact_dir))
+        return RunnerOptions(
+            device=cfg.device,
+            threads=cfg.threads,
+            cuda_graph=cfg.cuda_graph,
+            plan=plan_name,
+            batch=shape.batch,
+            seq_len=shape.seq_len,
+            spec=self.spec,
+            input_shapes={i.name: tuple(i.shape) for i in shape.inputs},
+            artifact_dir=artifact_dir,
+            extra=legacy,
+        )
+
+    # ------------------------------------------------------------------ 2. measure
+    def measure(self, shape: Shape, slots: list[PlanSlot]) -> pd.DataFrame:
+        """Activate every plan's runner once, then run the interleaved rounds."""
+        cfg = self.cfg
+        timing = cfg.timing
+        with contextlib.ExitStack() as stack:
+            for slot in slots:
+                label = f"{self.model_name} · seq {shape.seq_len} · {slot.label}"
+                try:
+                    runner = make_runner(self.cfg.backend, slot.model_path, self.runner_options(slot.plan.name, shape))
+                    runner.activate()
+                    stack.callback(runner.deactivate)
+                    slot.runner = runner
+                    slot.info = runner.info()
+                except OrinprofError as err:
+                    if slot is slots[0] and not self.rows_written and len(slots) == 1:
+                        raise
+                    self._fail(slot, label, err)
+            if not any(s.alive for s in slots):
+                raise OrinprofError(f"no plan could start on {cfg.backend}", "; ".join(self.failures[-len(slots) :]))
+            rng = np.random.default_rng([cfg.seed, shape.seq_len])
+            tel = stack.enter_context(telemetry.open_session(cfg.telemetry, cfg.telemetry_interval_s))
+            for r in range(timing.rounds):
+                blocks: list[dict[str, Any]] = []
+                lat_rows: list[pd.DataFrame] = []
+                order = [slots[i] for i in rng.permutation(len(slots))]
+                for pos, slot in enumerate(order):
+                    if not slot.alive:
+                        continue
+                    self.reporter.stage(f"seq {shape.seq_len} · round {r + 1}/{timing.rounds}: timing {slot.label}")
+                    try:
+                        lat, window = self._timing_block(slot, shape, r, tel)
+                    except OrinprofError as err:
+                        self._fail(slot, f"{self.model_name} · seq {shape.seq_len} · {slot.label}", err)
+                        continue
+                    blocks.append(
+                        self._block_row(shape, slot, r, "timing", pos, len(lat), window, float(np.median(lat)))
+                    )
+                    lat_rows.append(
+                        pd.DataFrame(
+                            {**self._keys(shape, slot), "round": r, "iteration": np.arange(len(lat)), "latency_ms": lat}
+                        )
+                    )
+                order = [slots[i] for i in rng.permutation(len(slots))]
+                for pos, slot in enumerate(order):
+                    if not slot.alive:
+                        continue
+                    self.reporter.stage(f"seq {shape.seq_len} · round {r + 1}/{timing.rounds}: profiling {slot.label}")
+                    try:
+                        raw, window = self._profiling_block(slot, shape, r)
+                    except OrinprofError as err:
+                        self._fail(slot, f"{self.model_name} · seq {shape.seq_len} · {slot.label}", err)
+                        continue
+                    per_iter = raw.groupby("iteration")["time_ms"].sum()
+                    med = float(per_iter.median()) if len(per_iter) else float("nan")
+                    blocks.append(self._block_row(shape, slot, r, "profiling", pos, len(per_iter), window, med))
+                # this round's latencies and schedule now: an interruption later keeps them
+                if lat_rows:
+                    results.append_table(pd.concat(lat_rows, ignore_index=True), self.run_dir, "latencies")
+                    self.rows_written = True
+                if blocks:
+                    results.append_table(pd.DataFrame(blocks), self.run_dir, "blocks")
+            for slot in slots:
+                if slot.alive:
+                    self._finish_slot(slot, shape)
+            return tel.samples()
+
+    def _timing_block(self, slot: PlanSlot, shape: Shape, r: int, tel: Any) -> tuple[np.ndarray, tuple[float, float]]:
+        assert slot.runner is not None
+        first = not slot.latencies
+        t0 = telemetry.clock()
+        progress = self.reporter.progress(f"{slot.label} timing, round {r + 1}")
+        lat = slot.runner.time_e2e(shape.feed, self.cfg.timing.block(first), progress)
+        t1 = telemetry.clock()
         # energy per inference over the timed iterations only (the runner knows where warm-up ended)
-        t0, t1 = runner.timed_window or (t0, t1)
-        tel_summary = tel.summarize(t0, t1, len(latencies))
-        tel_samples = tel.samples()
-        reporter.stage(f"{label}: per-layer profiling run")
-        raw = runner.profile_layers(feed, cfg.timing.profile_iterations, reporter.progress(f"{label} profiling"))
-        # attribution: the classes of the graph the profiled names belong to (read it while the
-        # runner still holds it: ONNX Runtime's optimised graph lives in the runner's temp dir)
-        classes_for_profile: pd.DataFrame | None = None
-        flops: dict[str, float] | None = None
-        if "layer_class" not in raw.columns:
-            graph_path = runner.attribution_graph() or model_path
-            classes_for_profile = classify.classify(onnx.load(str(graph_path), load_external_data=False))
-            flops = _node_flops(graph_path) if cfg.backend in ("tensorrt", "trtexec") else None
-        fidelity = float("nan")
-        if plan.name != "fp32" or cfg.backend != "onnxruntime":
-            reference = _reference_outputs(cfg, exported, spec, seq, held)
-            if reference is not None:
-                outs = [_first_output(runner.infer(f)) for f in held]
-                fidelity = float(np.mean([cosine(a, b) for a, b in zip(outs, reference)]))
+        window = slot.runner.timed_window or (t0, t1)
+        slot.latencies.append(np.asarray(lat, dtype=float))
+        slot.windows.append(window)
+        slot.telemetry.append(tel.summarize(window[0], window[1], len(lat)))
+        return np.asarray(lat, dtype=float), window
+
+    def _profiling_block(self, slot: PlanSlot, shape: Shape, r: int) -> tuple[pd.DataFrame, tuple[float, float]]:
+        assert slot.runner is not None
+        t0 = telemetry.clock()
+        progress = self.reporter.progress(f"{slot.label} profiling, round {r + 1}")
+        raw = slot.runner.profile_layers(shape.feed, self.cfg.timing.profile_iterations, progress)
+        t1 = telemetry.clock()
+        slot.profiles.append(raw.assign(round=r))
+        return raw, (t0, t1)
+
+    def _finish_slot(self, slot: PlanSlot, shape: Shape) -> None:
+        """While the runner is alive: the class map of the graph its profile names refer to (ONNX
+        Runtime's optimised graph lives in the runner's temp dir), engine facts, and fidelity."""
+        runner = slot.runner
+        assert runner is not None and slot.info is not None
+        if slot.model is not None and not any("layer_class" in p.columns for p in slot.profiles):
+            graph = runner.attribution_graph()
+            slot.classes_for_profile = slot.model.runtime_classes(graph) if graph is not None else slot.model.classes
+        if "gemm_counts" in slot.info.details:
+            slot.gemm_counts = dict(slot.info.details["gemm_counts"])
+        slot.fidelity, slot.fidelity_note = self._fidelity(slot, shape)
+
+    def _fidelity(self, slot: PlanSlot, shape: Shape) -> tuple[float, str | None]:
+        runner = slot.runner
+        if runner is None or not type(runner).returns_outputs:
+            return float("nan"), f"{self.cfg.backend} returns no model outputs"
+        reference = self._reference(shape)
+        if reference is None:
+            return float("nan"), "no fp32 reference runner available"
+        try:
+            outs = [_first_output(runner.infer(f)) for f in shape.held]
+        except OrinprofError as err:
+            return float("nan"), err.one_line()
+        return float(np.mean([cosine(a, b) for a, b in zip(outs, reference)])), None
+
+    def _reference(self, shape: Shape) -> list[np.ndarray] | None:
+        """fp32 outputs on the held-out inputs, once per shape: ONNX Runtime on the CPU for runners
+        that consume ONNX, the same backend at fp32 for runners of the zoo's modules."""
+        if shape.seq_len in self._references:
+            return self._references[shape.seq_len]
+        outs: list[np.ndarray] | None = None
+        try:
+            if self.runner_cls.consumes == "zoo":
+                runner = make_runner(self.cfg.backend, Path("."), self.runner_options("fp32", shape))
+            else:
+                assert shape.exported is not None
+                runner = make_runner(
+                    ONNX_REFERENCE_BACKEND, shape.exported.path, RunnerOptions(device="cpu", threads=self.cfg.threads)
+                )
+            with runner:
+                outs = [_first_output(runner.infer(f)).astype(np.float32) for f in shape.held]
+        except OrinprofError as err:
+            log.warning("no fp32 reference for the fidelity check: %s", err.one_line())
+        self._references[shape.seq_len] = outs
+        return outs
+
+    # ------------------------------------------------------------------ 3. record
+    def _keys(self, shape: Shape, slot: PlanSlot) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "model": self.model_name,
+            "backend": self.cfg.backend,
+            "precision": slot.label,
+            "batch": shape.batch,
+            "seq_len": shape.seq_len,
+        }
+
+    def _block_row(
+        self,
+        shape: Shape,
+        slot: PlanSlot,
+        r: int,
+        kind: str,
+        pos: int,
+        n: int,
+        window: tuple[float, float],
+        median: float,
+    ) -> dict[str, Any]:
+        return {
+            **self._keys(shape, slot),
+            "round": r,
+            "kind": kind,
+            "position": pos,
+            "iterations": n,
+            "start_s": window[0],
+            "end_s": window[1],
+            "median_ms": median,
+        }
+
+    def record(self, shape: Shape, slots: list[PlanSlot], tel_samples: pd.DataFrame | None = None) -> list[str]:
+        """Every finished plan's rows; returns ``"<seq>/<plan>"`` of those written."""
+        done = []
+        for slot in slots:
+            if not slot.alive or not slot.latencies:
+                continue
+            row, tables = self._rows(shape, slot)
+            results.append_table(pd.DataFrame([row]), self.run_dir, "summary")
+            for name, df in tables.items():
+                if df is not None and len(df):
+                    results.append_table(df, self.run_dir, name)
+            self.rows_written = True
+            done.append(f"{shape.seq_len}/{slot.label}")
+            self.reporter.done(
+                f"{self.model_name} · seq {shape.seq_len} · {slot.label}: median {row['e2e_median_ms']:.3f} ms"
+            )
+        if tel_samples is not None and len(tel_samples):
+            samples = _label_samples(tel_samples, slots).assign(run_id=self.run_id, seq_len=shape.seq_len)
+            results.append_table(samples, self.run_dir, "telemetry")
+        return done
+
+    def _rows(self, shape: Shape, slot: PlanSlot) -> tuple[dict[str, Any], dict[str, pd.DataFrame | None]]:
+        keys = self._keys(shape, slot)
+        assert slot.info is not None
+        raw = pd.concat(slot.profiles, ignore_index=True) if slot.profiles else pd.DataFrame()
+        flops = slot.model.flops if (self.runner_cls.engine_layers and slot.model is not None) else None
+        layers = attribute.attribute_layers(
+            raw.drop(columns=["round"], errors="ignore"), slot.classes_for_profile, flops
+        )
+        roofline: dict[str, Any] = {}
+        if self.cfg.roofline_device and shape.exported is not None and len(layers):
+            layers, roofline = _roofline(self.cfg, shape.exported, slot.plan.name, layers, slot.latencies)
+        totals = attribute.class_totals(layers) if len(layers) else {}
+        per_iter = [
+            attribute.class_times(p.drop(columns=["round"]), layers).assign(round=int(p["round"].iloc[0]))
+            for p in slot.profiles
+            if len(p)
+        ]
+        tel = _combine_windows(slot.telemetry)
+        flags = [f for f in str(tel.pop("trust_flags", "") or "").split(";") if f]
+        layer_sum = float(totals.get("layer_sum_ms", 0.0))
+        unattributed = float(totals.get("unattributed_ms", 0.0))
+        if layer_sum > 0 and unattributed / layer_sum > UNATTRIBUTED_LIMIT:
+            flags.append(f"attribution_incomplete:{unattributed / layer_sum:.0%}")
+        extra: dict[str, Any] = {
+            "threads": slot.info.details.get("threads"),
+            "backend_versions": ";".join(f"{k}={v}" for k, v in slot.info.versions.items()),
+            # the first and last timed windows on the telemetry clock (``t_s`` of telemetry.csv)
+            "window_start_s": slot.windows[0][0],
+            "window_end_s": slot.windows[-1][1],
+            "cuda_graph": bool(self.cfg.cuda_graph),
+            "run_mode": self.mode,
+            "kernel_time_classes": bool(self.runner_cls.kernel_time_classes),
+            "fidelity_note": slot.fidelity_note,
+            **tel,
+            **roofline,
+        }
+        if slot.lint is not None and len(slot.lint):
+            cores = slot.lint.drop_duplicates(["block", "core"])
+            extra["int8_mha_fusable_cores"] = f"{int((cores['verdict'] == 'fusable').sum())}/{len(cores)}"
+        extra.update(_engine_facts(slot.info.details))
+        row = results.summary_row(
+            keys,
+            slot.latencies,
+            device=slot.info.device,
+            device_kind=slot.info.device_kind,
+            class_totals=totals,
+            gemm_counts=slot.gemm_counts,
+            fidelity_cosine=slot.fidelity,
+            telemetry_source=str(tel.get("telemetry_source", "none")),
+            trust_flags=flags,
+            extra=extra,
+        )
+        tables: dict[str, pd.DataFrame | None] = {
+            "layers": layers.assign(**keys) if len(layers) else None,
+            "class_times": pd.concat(per_iter, ignore_index=True).assign(**keys) if per_iter else None,
+            "qdq_lint": slot.lint.assign(**keys) if slot.lint is not None and len(slot.lint) else None,
+        }
+        return row, tables
+
+
+def profile(cfg: ProfileConfig, reporter: Reporter | None = None) -> ProfileResult:
+    """Run every plan at every sequence length in interleaved rounds; write a new run directory;
+    return its tables."""
+    return ProfileRun(cfg, reporter).run()
+
+
+def prepare(cfg: ProfileConfig, reporter: Reporter | None = None) -> list[tuple[int, quantize.PlannedModel]]:
+    """Export, analyse and write every plan's ONNX without measuring (``orinprof export``): the
+    host-side half of the Jetson workflow, for a device without torch."""
+    reporter = reporter or Reporter()
+    spec, plans, _cls = _check_config(replace(cfg, backend=ONNX_REFERENCE_BACKEND))
+    out = []
+    for seq in list(cfg.seq_lens) or ([spec.default_seq] if spec else [0]):
+        if spec is not None:
+            exported = export.export_preset(spec, cfg.batch, seq, cfg.opset, Path(cfg.models_dir), cfg.seed)
         else:
-            fidelity = 1.0  # the fp32 ONNX on ONNX Runtime CPU is the reference itself
-        if "gemm_counts" in binfo.details:
-            gemm_counts = dict(binfo.details["gemm_counts"])
+            exported = export.from_onnx(Path(cfg.onnx or ""), cfg.batch, seq or None)
+        source = AnalysedModel.load(exported.path)
+        _feed, _held, calib, calib_id = _samples(exported.inputs, cfg)
+        for plan in plans:
+            reporter.stage(f"{exported.model} · seq {exported.seq_len} · {plan.name}")
+            planned = quantize.apply_plan(
+                exported, plan, source.classes, calib, calib_id, cfg.calib_method, cfg.qdq_style
+            )
+            out.append((exported.seq_len, planned))
+    return out
 
-    layers = attribute.attribute_layers(raw, classes_for_profile, flops)
-    roofline: dict[str, Any] = {}
-    if cfg.roofline_device and exported is not None:
-        layers, roofline = _roofline(cfg, exported, plan.name, layers, latencies)
-    totals = attribute.class_totals(layers)
-    per_iter = attribute.class_times(raw, layers)
 
-    lat = stats.latency_stats(latencies)
-    row: dict[str, Any] = {
-        **keys,
-        "device": binfo.device,
-        "device_kind": binfo.device_kind,
-        "iterations": lat.n,
-        "e2e_median_ms": lat.median_ms,
-        "e2e_mean_ms": lat.mean_ms,
-        "e2e_p90_ms": lat.p90_ms,
-        "e2e_p95_ms": lat.p95_ms,
-        "e2e_p99_ms": lat.p99_ms,
-        "e2e_std_ms": lat.std_ms,
-        "e2e_cv": lat.cv,
-        "e2e_median_ci_low_ms": lat.median_ci_low_ms,
-        "e2e_median_ci_high_ms": lat.median_ci_high_ms,
-        **{k: totals[k] for k in ("attention_ms", "ffn_ms", "norm_ms", "embedding_ms", "other_ms", "unattributed_ms")},
-        "attention_share": totals["attention_share"],
-        "ffn_share": totals["ffn_share"],
-        "layer_sum_ms": totals["layer_sum_ms"],
-        "layer_sum_over_e2e": totals["layer_sum_ms"] / lat.median_ms if lat.median_ms > 0 else float("nan"),
-        "gemms_total": gemm_counts.get("gemms_total", 0),
-        "gemms_int8_attention": gemm_counts.get("gemms_int8_attention", 0),
-        "gemms_int8_ffn": gemm_counts.get("gemms_int8_ffn", 0),
-        "gemms_int8_other": gemm_counts.get("gemms_int8_other", 0),
-        "fidelity_cosine": fidelity,
-        "threads": binfo.details.get("threads"),
-        "telemetry_source": tel.source,
-        "trust_flags": tel_summary.get("trust_flags") or None,
-        "backend_versions": ";".join(f"{k}={v}" for k, v in binfo.versions.items()),
-        # the timed window on the telemetry clock (``t_s`` of telemetry.csv): reports shade it
-        "window_start_s": t0,
-        "window_end_s": t1,
-        "cuda_graph": bool(cfg.cuda_graph),
-    }
-    for k, v in tel_summary.items():
-        if k not in row:
-            row[k] = v
-    row.update(roofline)
-    if lint is not None and len(lint):
-        cores = lint.drop_duplicates(["block", "core"])
-        row["int8_mha_fusable_cores"] = f"{int((cores['verdict'] == 'fusable').sum())}/{len(cores)}"
-    row.update(_engine_facts(binfo.details))
+def _combine_windows(windows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One plan's telemetry over its timing blocks: minima of ``*_min``, maxima of ``*_max``, sums
+    of sample counts, means of the rest; trust flags united; text from the first block."""
+    if not windows:
+        return {}
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for w in windows for k in w):
+        values = [w.get(key) for w in windows]
+        if key == "trust_flags":
+            flags = [f for v in values if isinstance(v, str) for f in v.split(";") if f]
+            out[key] = ";".join(dict.fromkeys(flags))
+            continue
+        nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if nums and len(nums) == len([v for v in values if v is not None]):
+            arr = np.asarray(nums, dtype=float)
+            if not np.isfinite(arr).any():
+                out[key] = float("nan")
+            elif key.endswith("_min"):
+                out[key] = float(np.nanmin(arr))
+            elif key.endswith("_max"):
+                out[key] = float(np.nanmax(arr))
+            elif key == "telemetry_samples":
+                out[key] = int(np.nansum(arr))
+            else:
+                out[key] = float(np.nanmean(arr))
+        else:
+            out[key] = next((v for v in values if v is not None and v == v), None)
+    return out
 
-    # write this plan's rows now: an interruption later keeps them
-    results.append_table(pd.DataFrame([row]), run_dir, "summary")
-    results.append_table(
-        pd.DataFrame({**keys, "iteration": np.arange(len(latencies)), "latency_ms": latencies}),
-        run_dir,
-        "latencies",
-    )
-    layer_rows = layers.assign(**keys)
-    results.append_table(layer_rows, run_dir, "layers")
-    results.append_table(per_iter.assign(**keys), run_dir, "class_times")
-    if lint is not None and len(lint):
-        results.append_table(lint.assign(**keys), run_dir, "qdq_lint")
-    if len(tel_samples):
-        samples = tel_samples.assign(run_id=run_id, precision=plan.name, seq_len=seq)
-        results.append_table(samples, run_dir, "telemetry")
-    return row
+
+def _label_samples(samples: pd.DataFrame, slots: Sequence[PlanSlot]) -> pd.DataFrame:
+    """Telemetry samples tagged with the plan whose timing block they fall in (empty between)."""
+    label = pd.Series([None] * len(samples), index=samples.index, dtype=object)
+    t = samples["t_s"].to_numpy(dtype=float)
+    for slot in slots:
+        for t0, t1 in slot.windows:
+            label[(t >= t0) & (t <= t1)] = slot.label
+    return samples.assign(precision=label)
 
 
 def _roofline(
-    cfg: ProfileConfig, exported: export.ExportedModel, plan: str, layers: pd.DataFrame, latencies: np.ndarray
+    cfg: ProfileConfig,
+    exported: export.ExportedModel,
+    plan: str,
+    layers: pd.DataFrame,
+    round_latencies: Sequence[np.ndarray],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Each layer's roofline floor on ``cfg.roofline_device`` and measured efficiency (floor ÷
-    median), and the model-level figure: the sum of the floors ÷ the end-to-end median."""
+    median), and the model-level figure: the sum of the floors ÷ the median of round medians."""
     from orinprof import project
 
     try:
@@ -482,7 +759,7 @@ def _roofline(
     nodes = nodes[nodes["plan"] == (plan if plan.startswith("int8") else device.baseline)].assign(plan=plan)
     floors = project.layer_floors(layers.assign(precision=plan), nodes).drop(columns=["precision"])
     floor_ms = float(nodes["floor_ms"].sum())
-    median = float(np.median(latencies))
+    median = float(np.median([np.median(r) for r in round_latencies]))
     return floors, {
         "roofline_device": cfg.roofline_device,
         "roofline_floor_ms": floor_ms,
@@ -513,17 +790,6 @@ def _lint(path: Path) -> pd.DataFrame | None:
         return lint_qdq(path)
     except OrinprofError as err:  # the lint informs; it never stops a measurement
         log.warning("Q/DQ lint skipped for %s: %s", path.name, err.one_line())
-        return None
-
-
-def _node_flops(path: Path) -> dict[str, float] | None:
-    try:
-        from orinprof.costs import node_costs
-
-        costs = node_costs(onnx.load(str(path), load_external_data=False))
-        return dict(zip(costs["node"], costs["flops"].astype(float)))
-    except Exception as err:  # FLOPs only refine mixed-layer splits; attribution works without
-        log.warning("no FLOPs for mixed-layer splits (%s); splitting by node count", err)
         return None
 
 

@@ -11,24 +11,32 @@ Missing values stay missing (NaN plus a ``status`` column); nothing is filled wi
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
+import logging
 import os
+import platform
 import re
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from orinprof import stats
 from orinprof.errors import OrinprofError
 from orinprof.plans import PLAN_NAMES
 
-SCHEMA_VERSION = "1.0"
+log = logging.getLogger(__name__)
+
+#: minor versions add columns (readers fill them in, see :attr:`Column.added`); a major version breaks
+SCHEMA_VERSION = "1.1"
 
 #: The layer classes every stage agrees on.
 LAYER_CLASSES = ("attention", "ffn", "norm", "embedding", "other")
@@ -46,6 +54,11 @@ class Column:
     meaning: str
     unit: str = ""
     nullable: bool = False
+    #: schema version that added the column; readers fill it with ``fill`` in older files
+    added: str = ""
+    fill: Any = None
+    #: the column's name in older files (renamed on read)
+    formerly: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,11 @@ class Table:
 
 def _c(name: str, dtype: str, meaning: str, unit: str = "", nullable: bool = False) -> Column:
     return Column(name, dtype, meaning, unit, nullable)
+
+
+def _new(name: str, dtype: str, meaning: str, unit: str = "", fill: Any = None, formerly: str = "") -> Column:
+    """A column added in schema 1.1 (older run directories lack it; readers fill it in)."""
+    return Column(name, dtype, meaning, unit, nullable=True, added="1.1", fill=fill, formerly=formerly)
 
 
 _RUN_KEYS = (
@@ -157,11 +175,14 @@ LATENCIES_TABLE = register(
     Table(
         name="latencies",
         file="latencies.csv",
-        description="Every end-to-end latency of the timing run (warm-up excluded), in order.",
-        keys=("run_id", "precision", "seq_len", "iteration"),
+        description=(
+            "Every end-to-end latency of the timing runs (warm-up excluded), in order: one block per plan per round."
+        ),
+        keys=("run_id", "precision", "seq_len", "round", "iteration"),
         columns=(
             *_RUN_KEYS,
-            _c("iteration", "int", "0-based index of the timed iteration"),
+            _new("round", "int", "0-based round of the block (runs before schema 1.1: one round, 0)", fill=0),
+            _c("iteration", "int", "0-based index of the timed iteration within its block"),
             _c("latency_ms", "float", "end-to-end latency of one inference", "ms"),
         ),
     )
@@ -175,12 +196,35 @@ CLASS_TIMES_TABLE = register(
             "Per profiled iteration, the summed time of each layer class (from the profiling run). "
             "Used for confidence intervals of class-time reductions."
         ),
-        keys=("run_id", "precision", "seq_len", "iteration", "layer_class"),
+        keys=("run_id", "precision", "seq_len", "round", "iteration", "layer_class"),
         columns=(
             *_RUN_KEYS,
-            _c("iteration", "int", "0-based index of the profiled iteration"),
+            _new("round", "int", "0-based round of the profiling block (before schema 1.1: 0)", fill=0),
+            _c("iteration", "int", "0-based index of the profiled iteration within its block"),
             _c("layer_class", "str", "attribution class"),
             _c("time_ms", "float", "sum of the class's layer times in this iteration", "ms"),
+        ),
+    )
+)
+
+BLOCKS_TABLE = register(
+    Table(
+        name="blocks",
+        file="blocks.csv",
+        description=(
+            "The measurement schedule: every block in the order it ran.  In each round every plan runs one "
+            "timing block, in a freshly shuffled order (seeded), then one profiling block, shuffled again."
+        ),
+        keys=("run_id", "seq_len", "round", "kind", "position"),
+        columns=(
+            *_RUN_KEYS,
+            _c("round", "int", "0-based round"),
+            _c("kind", "str", "`timing` or `profiling`"),
+            _c("position", "int", "0-based position of the block within its round and kind"),
+            _c("iterations", "int", "iterations in the block"),
+            _c("start_s", "float", "block start on the telemetry clock (`time.perf_counter`)", "s"),
+            _c("end_s", "float", "block end on the telemetry clock", "s"),
+            _c("median_ms", "float", "median latency (timing) or median profiled layer sum", "ms", True),
         ),
     )
 )
@@ -207,16 +251,24 @@ SUMMARY_TABLE = register(
             *_RUN_KEYS,
             _c("device", "str", "what ran it: CPU model, GPU name, or Jetson model"),
             _c("device_kind", "str", "`cpu`, `gpu` or `jetson`"),
-            _c("iterations", "int", "timed iterations in the timing run"),
-            _c("e2e_median_ms", "float", "median end-to-end latency", "ms"),
-            _c("e2e_mean_ms", "float", "mean end-to-end latency", "ms"),
-            _c("e2e_p90_ms", "float", "90th percentile latency", "ms"),
-            _c("e2e_p95_ms", "float", "95th percentile latency", "ms"),
-            _c("e2e_p99_ms", "float", "99th percentile latency", "ms"),
-            _c("e2e_std_ms", "float", "standard deviation of latency", "ms"),
-            _c("e2e_cv", "float", "coefficient of variation (std ÷ mean)", "fraction"),
-            _c("e2e_median_ci_low_ms", "float", "bootstrap 95% CI of the median, lower end", "ms"),
-            _c("e2e_median_ci_high_ms", "float", "bootstrap 95% CI of the median, upper end", "ms"),
+            _c("iterations", "int", "timed iterations over all rounds"),
+            _new("rounds", "int", "rounds (timing blocks) the plan was timed in (before schema 1.1: 1)", fill=1),
+            _c("e2e_median_ms", "float", "median of the rounds' median end-to-end latencies", "ms"),
+            _c("e2e_mean_ms", "float", "mean end-to-end latency over all iterations", "ms"),
+            _c("e2e_p90_ms", "float", "90th percentile latency; empty under 64 samples (MLPerf's floor)", "ms", True),
+            _c("e2e_p95_ms", "float", "95th percentile latency; empty under 133 samples", "ms", True),
+            _c("e2e_p99_ms", "float", "99th percentile latency; empty under 662 samples (MLPerf's floor)", "ms", True),
+            _c("e2e_std_ms", "float", "standard deviation of latency over all iterations", "ms"),
+            _c("e2e_cv", "float", "coefficient of variation (std ÷ mean) over all iterations", "fraction"),
+            _new("e2e_round_cv", "float", "coefficient of variation of the round medians (round-to-round noise)"),
+            _c(
+                "e2e_median_ci_low_ms",
+                "float",
+                "bootstrap 95% CI over rounds of the median of round medians, lower end; empty with one round",
+                "ms",
+                True,
+            ),
+            _c("e2e_median_ci_high_ms", "float", "the same CI, upper end", "ms", True),
             _c("attention_ms", "float", "attention-class time per inference (profiling run, median)", "ms"),
             _c("ffn_ms", "float", "FFN-class time per inference", "ms"),
             _c("norm_ms", "float", "norm-class time per inference", "ms"),
@@ -258,9 +310,23 @@ SUMMARY_TABLE = register(
             _c(
                 "trust_flags",
                 "str",
-                "`;`-separated warnings about the measurement; empty when none",
+                "`;`-separated warnings about the measurement (e.g. `attribution_incomplete:…` when "
+                "unattributed time exceeds 5 % of the layer time); empty when none",
                 nullable=True,
             ),
+            _new(
+                "run_mode",
+                "str",
+                "how it ran: backend options, device, threads, CUDA graph, isolation; `compare` never mixes "
+                "modes unless told to",
+            ),
+            _new(
+                "kernel_time_classes",
+                "bool",
+                "class times are summed device-kernel time (bounded by e2e), not a hooked eager profile",
+                fill=False,
+            ),
+            _new("fidelity_note", "str", "why fidelity_cosine is empty (e.g. the backend returns no outputs)"),
         ),
     )
 )
@@ -270,8 +336,12 @@ COMPARISON_TABLE = register(
         name="comparison",
         file="comparison.csv",
         description=(
-            "Each plan against the baseline plan (fp32 on CPUs, fp16 on GPUs) for the same model, shape and "
-            "backend.  Reductions are `1 - plan/baseline` (positive = faster)."
+            "Each plan against the baseline plan (fp32 on CPUs, fp16 on GPUs) for the same model, shape, "
+            "backend and run mode.  Reductions are `1 - plan/baseline` (positive = faster); ratios are "
+            "`plan/baseline` with the same interval on a log scale (slowdowns read as 2.3×, not −130 %).  "
+            "Within one run every figure is the median over rounds of the per-round paired ratio (plan and "
+            "baseline timed in the same round) and its CI is a bootstrap over rounds; across runs the "
+            "rounds are not paired (`paired` false)."
         ),
         keys=("run_id", "seq_len", "precision"),
         columns=(
@@ -283,7 +353,9 @@ COMPARISON_TABLE = register(
             _c("batch", "int", "batch size"),
             _c("seq_len", "int", "sequence length"),
             _c("baseline", "str", "baseline precision"),
-            _c("precision", "str", "compared precision plan"),
+            _c("precision", "str", "compared precision plan (`fp32~aa`: the baseline timed again, the A/A control)"),
+            _new("rounds", "int", "rounds the figures are over (paired rounds within one run)"),
+            _new("paired", "bool", "plan and baseline were timed in the same rounds of one run"),
             _c(
                 "attention_reduction",
                 "float",
@@ -291,8 +363,11 @@ COMPARISON_TABLE = register(
                 "fraction",
                 True,
             ),
-            _c("attention_reduction_ci_low", "float", "bootstrap 95% CI, lower", "fraction", True),
-            _c("attention_reduction_ci_high", "float", "bootstrap 95% CI, upper", "fraction", True),
+            _c("attention_reduction_ci_low", "float", "95% CI over rounds, lower", "fraction", True),
+            _c("attention_reduction_ci_high", "float", "95% CI over rounds, upper", "fraction", True),
+            _new("attention_ratio", "float", "attention-class time ratio plan/baseline", "ratio"),
+            _new("attention_ratio_ci_low", "float", "95% CI (log scale), lower", "ratio"),
+            _new("attention_ratio_ci_high", "float", "95% CI (log scale), upper", "ratio"),
             _c(
                 "ffn_reduction",
                 "float",
@@ -300,12 +375,18 @@ COMPARISON_TABLE = register(
                 "fraction",
                 True,
             ),
-            _c("ffn_reduction_ci_low", "float", "bootstrap 95% CI, lower", "fraction", True),
-            _c("ffn_reduction_ci_high", "float", "bootstrap 95% CI, upper", "fraction", True),
+            _c("ffn_reduction_ci_low", "float", "95% CI over rounds, lower", "fraction", True),
+            _c("ffn_reduction_ci_high", "float", "95% CI over rounds, upper", "fraction", True),
+            _new("ffn_ratio", "float", "FFN-class time ratio plan/baseline", "ratio"),
+            _new("ffn_ratio_ci_low", "float", "95% CI (log scale), lower", "ratio"),
+            _new("ffn_ratio_ci_high", "float", "95% CI (log scale), upper", "ratio"),
             _c("other_reduction", "float", "reduction of everything not attention or FFN", "fraction", True),
-            _c("e2e_reduction", "float", "end-to-end median latency reduction (timing run)", "fraction"),
-            _c("e2e_reduction_ci_low", "float", "bootstrap 95% CI, lower", "fraction", True),
-            _c("e2e_reduction_ci_high", "float", "bootstrap 95% CI, upper", "fraction", True),
+            _c("e2e_reduction", "float", "end-to-end latency reduction (timing runs)", "fraction"),
+            _c("e2e_reduction_ci_low", "float", "95% CI over rounds, lower", "fraction", True),
+            _c("e2e_reduction_ci_high", "float", "95% CI over rounds, upper", "fraction", True),
+            _new("e2e_ratio", "float", "end-to-end latency ratio plan/baseline", "ratio"),
+            _new("e2e_ratio_ci_low", "float", "95% CI (log scale), lower", "ratio"),
+            _new("e2e_ratio_ci_high", "float", "95% CI (log scale), upper", "ratio"),
             _c(
                 "attention_share_baseline",
                 "float",
@@ -313,18 +394,126 @@ COMPARISON_TABLE = register(
                 "fraction",
             ),
             _c("ffn_share_baseline", "float", "FFN share of the baseline's layer time", "fraction"),
-            _c(
-                "amdahl_e2e_reduction",
+            _new(
+                "profile_implied_e2e_reduction",
                 "float",
-                "Σ class share × class reduction: the end-to-end reduction the class numbers predict",
+                "Σ class share × class reduction: the profiling runs' own layer-sum reduction (close to an "
+                "identity, not a model prediction; formerly `amdahl_e2e_reduction`)",
                 "fraction",
-                True,
+                formerly="amdahl_e2e_reduction",
             ),
-            _c("amdahl_gap", "float", "e2e_reduction − amdahl_e2e_reduction", "fraction", True),
-            _c("flags", "str", "`;`-separated caveats (different power modes, clocks, noisy)", nullable=True),
+            _new(
+                "profile_implied_gap",
+                "float",
+                "e2e_reduction − profile_implied_e2e_reduction: how far the profiling runs disagree with the "
+                "timing runs",
+                "fraction",
+                formerly="amdahl_gap",
+            ),
+            _new(
+                "placebo_class",
+                "str",
+                "a class the plan leaves untouched (int8-attn: `ffn`, int8-ffn: `attention`, A/A: `attention`)",
+            ),
+            _new("placebo_reduction", "float", "that class's reduction: should be 0", "fraction"),
+            _new("placebo_reduction_ci_low", "float", "95% CI over rounds, lower", "fraction"),
+            _new("placebo_reduction_ci_high", "float", "95% CI over rounds, upper", "fraction"),
+            _new(
+                "card_implied_e2e_reduction",
+                "float",
+                "card 9 check: baseline attention share × the card's claimed attention reduction "
+                "(claims.toml), the e2e reduction the card's own numbers imply on this model",
+                "fraction",
+            ),
+            _new("card_claimed_e2e_low", "float", "the card's claimed e2e reduction, lower end", "fraction"),
+            _new("card_claimed_e2e_high", "float", "the card's claimed e2e reduction, upper end", "fraction"),
+            _new(
+                "noise_floor",
+                "float",
+                "the A/A control's largest |e2e reduction| CI end in this group: differences under it are "
+                "noise on this machine (`--aa-control`)",
+                "fraction",
+            ),
+            _new("run_mode", "str", "run mode of the plan (see summary.run_mode)"),
+            _c(
+                "flags",
+                "str",
+                "`;`-separated caveats: `placebo_failed`, `class_times_exceed_e2e`, `attribution_incomplete`, "
+                "`mixed_modes`, `run_incomplete`, different power modes or clocks, noisy rounds",
+                nullable=True,
+            ),
         ),
     )
 )
+
+
+#: the summary's class-time columns (from :func:`orinprof.attribute.class_totals`)
+CLASS_TOTAL_COLUMNS = ("attention_ms", "ffn_ms", "norm_ms", "embedding_ms", "other_ms", "unattributed_ms")
+GEMM_COUNT_COLUMNS = ("gemms_total", "gemms_int8_attention", "gemms_int8_ffn", "gemms_int8_other")
+
+
+def summary_row(
+    keys: Mapping[str, Any],
+    round_latencies: Sequence[np.ndarray],
+    *,
+    device: str,
+    device_kind: str,
+    class_totals: Mapping[str, float] | None = None,
+    gemm_counts: Mapping[str, int] | None = None,
+    fidelity_cosine: float = float("nan"),
+    telemetry_source: str = "none",
+    trust_flags: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The one builder of a ``summary`` row (profile, ingest, card experiments).
+
+    ``round_latencies``: one array of end-to-end latencies (ms) per round.  The median is the
+    median of the round medians with its CI over rounds; spread and tail percentiles pool every
+    iteration (a percentile is empty without enough samples, :data:`stats.MIN_SAMPLES_FOR_PERCENTILE`).
+    ``extra`` adds optional columns (telemetry, engine facts, windows) without overriding these."""
+    rounds = [np.asarray(r, dtype=float) for r in round_latencies if len(r)]
+    if not rounds:
+        raise ValueError("summary_row needs at least one latency")
+    pooled = stats.latency_stats(np.concatenate(rounds))
+    medians = np.array([float(np.median(r)) for r in rounds])
+    over = stats.over_rounds(medians)
+    totals = dict(class_totals or {})
+    layer_sum = float(totals.get("layer_sum_ms", float("nan")))
+    counts = dict(gemm_counts or {})
+    flags = [f for f in trust_flags if f]
+    row: dict[str, Any] = {
+        **keys,
+        "device": device,
+        "device_kind": device_kind,
+        "iterations": pooled.n,
+        "rounds": len(rounds),
+        "e2e_median_ms": over.point,
+        "e2e_mean_ms": pooled.mean_ms,
+        "e2e_p90_ms": pooled.p90_ms,
+        "e2e_p95_ms": pooled.p95_ms,
+        "e2e_p99_ms": pooled.p99_ms,
+        "e2e_std_ms": pooled.std_ms,
+        "e2e_cv": pooled.cv,
+        "e2e_round_cv": float(np.std(medians, ddof=1) / np.mean(medians)) if len(medians) > 1 else float("nan"),
+        "e2e_median_ci_low_ms": over.ci_low,
+        "e2e_median_ci_high_ms": over.ci_high,
+        **{k: float(totals.get(k, float("nan"))) for k in CLASS_TOTAL_COLUMNS},
+        "attention_share": float(totals.get("attention_share", float("nan"))),
+        "ffn_share": float(totals.get("ffn_share", float("nan"))),
+        "layer_sum_ms": layer_sum,
+        "layer_sum_over_e2e": layer_sum / over.point if over.point > 0 else float("nan"),
+        **{k: int(counts.get(k, 0)) for k in GEMM_COUNT_COLUMNS},
+        "fidelity_cosine": fidelity_cosine,
+        "threads": None,
+        "telemetry_source": telemetry_source,
+        "trust_flags": ";".join(flags) or None,
+    }
+    for k, v in (extra or {}).items():
+        if k == "trust_flags":
+            continue
+        if k not in row or row[k] is None:
+            row[k] = v
+    return row
 
 
 #: the tables declared in this module, in pipeline order
@@ -341,6 +530,7 @@ def table_spec(name: str) -> Table:
 def check(df: pd.DataFrame, table: str | Table) -> pd.DataFrame:
     """Fail loudly (a bug, not a user error) if ``df`` lacks a declared column."""
     spec = table_spec(table) if isinstance(table, str) else table
+    df = _upgrade(df, spec)  # producers written before a column was added get its fill value
     missing = [c for c in spec.names if c not in df.columns]
     if missing:
         raise ValueError(f"table {spec.name!r} is missing columns {missing}")
@@ -358,6 +548,11 @@ def check(df: pd.DataFrame, table: str | Table) -> pd.DataFrame:
 # --------------------------------------------------------------------------- run directories
 
 
+#: run.json ``status`` values: a run is ``running`` until it ends ``complete``, ``interrupted``
+#: (Ctrl-C; the finished rows are kept) or ``failed``; a ``running`` run whose process died stays so
+RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """Everything needed to reproduce and judge a run; written as ``run.json``."""
@@ -370,22 +565,79 @@ class RunInfo:
     host: Mapping[str, Any]
     fingerprint: Mapping[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
+    status: str = "running"
+    #: ``"<seq_len>/<plan>"`` of every plan whose rows are written
+    plans_done: tuple[str, ...] = ()
+    updated_utc: str = ""
+    #: per ``seq_len``: the A/A control's noise floor (fraction), with ``--aa-control``
+    noise_floor: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        run_id: str,
+        command: str,
+        config: Mapping[str, Any],
+        fingerprint: Mapping[str, Any] | None = None,
+        versions: Mapping[str, str] | None = None,
+    ) -> RunInfo:
+        """The one ``run.json`` builder (profile, ingest, card experiments): versions and host read
+        here, the device identity from the fingerprint the caller took (``telemetry.fingerprint``)."""
+        fp = dict(fingerprint or {})
+        return cls(
+            run_id=run_id,
+            created_utc=_now(),
+            command=command,
+            config=dict(config),
+            versions=dict(versions) if versions is not None else package_versions(),
+            host={
+                "platform": platform.platform(),
+                "cpu": fp.get("cpu_model") or platform.processor() or platform.machine(),
+                "cpu_count": os.cpu_count() or 0,
+            },
+            fingerprint=fp,
+            updated_utc=_now(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "run_id": self.run_id,
+            "status": self.status,
+            "plans_done": list(self.plans_done),
+            "created_utc": self.created_utc,
+            "updated_utc": self.updated_utc or self.created_utc,
+            "command": self.command,
+            "config": dict(self.config),
+            "versions": dict(self.versions),
+            "host": dict(self.host),
+            "fingerprint": dict(self.fingerprint),
+            "noise_floor": dict(self.noise_floor),
+        }
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "schema_version": self.schema_version,
-                "run_id": self.run_id,
-                "created_utc": self.created_utc,
-                "command": self.command,
-                "config": dict(self.config),
-                "versions": dict(self.versions),
-                "host": dict(self.host),
-                "fingerprint": dict(self.fingerprint),
-            },
-            indent=2,
-            default=str,
-        )
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python, orinprof (and its git revision) and the libraries a run may use."""
+    out = {"python": platform.python_version(), "orinprof": _version("orinprof"), "git": git_version()}
+    for name in ("numpy", "pandas", "onnx", "onnxruntime", "onnxconverter-common", "torch", "tensorrt"):
+        v = _version(name)
+        if v:
+            out[name] = v
+    return out
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def new_run_id(model: str, backend: str, now: datetime | None = None) -> str:
@@ -429,9 +681,32 @@ def append_table(df: pd.DataFrame, run_dir: Path, table: str) -> Path:
 
 
 def write_run_info(info: RunInfo, run_dir: Path) -> Path:
+    """Write ``run.json`` atomically (a reader never sees half a file)."""
+    if info.status not in RUN_STATUSES:
+        raise ValueError(f"unknown run status {info.status!r}")
     path = Path(run_dir) / "run.json"
-    path.write_text(info.to_json() + "\n")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(info.to_json() + "\n")
+    os.replace(tmp, path)
     return path
+
+
+def update_run_info(info: RunInfo, run_dir: Path, **changes: Any) -> RunInfo:
+    """``info`` with ``changes`` (status, plans_done, noise_floor) and a new ``updated_utc``, written."""
+    new = replace(info, updated_utc=_now(), **changes)
+    write_run_info(new, run_dir)
+    return new
+
+
+def run_status(run_dir: Path) -> str:
+    """``status`` of a run directory's run.json; runs written before schema 1.1 count as complete."""
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        return "complete"
+    try:
+        return str(json.loads(path.read_text()).get("status", "complete"))
+    except json.JSONDecodeError:
+        return "failed"
 
 
 def read_table(source: Path, table: str) -> pd.DataFrame:
@@ -456,14 +731,29 @@ def read_table(source: Path, table: str) -> pd.DataFrame:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise OrinprofError(f"{path} is not a readable CSV", str(err).splitlines()[0]) from err
+    df = _upgrade(df, spec)
     missing = [c for c in spec.names if c not in df.columns]
     if missing:
         raise OrinprofError(f"{path} lacks columns {', '.join(missing)}", f"it is not an orinprof {spec.name} table")
     return df
 
 
-def read_runs(sources: Iterable[Path], table: str) -> pd.DataFrame:
-    """Concatenate one table over several run directories (or parents of run directories)."""
+def _upgrade(df: pd.DataFrame, spec: Table) -> pd.DataFrame:
+    """An older file in today's shape: renamed columns get their new name, added ones their fill."""
+    renames = {c.formerly: c.name for c in spec.columns if c.formerly and c.formerly in df.columns}
+    df = df.rename(columns={k: v for k, v in renames.items() if v not in df.columns})
+    for c in spec.columns:
+        if c.added and c.name not in df.columns:
+            df[c.name] = c.fill
+    return df
+
+
+def read_runs(sources: Iterable[Path], table: str, include_incomplete: bool = False) -> pd.DataFrame:
+    """Concatenate one table over several run directories (or parents of run directories).
+
+    Runs found under a parent directory whose ``run.json`` status is not ``complete`` (still
+    running, interrupted, failed) are skipped with a warning unless ``include_incomplete``; a run
+    directory named explicitly is always read (``compare`` flags its rows ``run_incomplete``)."""
     frames: list[pd.DataFrame] = []
     for src in sources:
         src = Path(src)
@@ -474,7 +764,12 @@ def read_runs(sources: Iterable[Path], table: str) -> pd.DataFrame:
             subs = sorted(p for p in src.iterdir() if (p / file).exists())
             if not subs:
                 raise OrinprofError(f"no {file} in {src} or its subdirectories")
-            frames.extend(read_table(p, table) for p in subs)
+            for sub in subs:
+                status = run_status(sub)
+                if status != "complete" and not include_incomplete:
+                    log.warning("skipping %s: run is %s (name it explicitly to read it)", sub.name, status)
+                    continue
+                frames.append(read_table(sub, table))
         else:
             frames.append(read_table(src, table))
     if not frames:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
@@ -36,20 +36,58 @@ RAW_PROFILE_COLUMNS = ("iteration", "layer", "op_type", "onnx_nodes", "time_ms")
 
 @dataclass(frozen=True)
 class TimingConfig:
-    """How long to warm up and how much to time.  Both bounds apply: at least ``warmup_iters``
-    iterations *and* at least ``warmup_s`` seconds of warm-up; then ``iterations`` timed runs, or
-    more until ``min_duration_s`` has passed (capped at ``max_iterations``)."""
+    """How long to warm up and how much to time.
+
+    :mod:`orinprof.measure` times every plan in ``rounds`` rounds; in each round each plan runs one
+    *block*: ``iterations`` timed runs, or more until ``block_s`` seconds have passed (capped at
+    ``max_iterations``), then one profiling block of ``profile_iterations``.  The first block of
+    each plan warms up with at least ``warmup_iters`` iterations *and* ``warmup_s`` seconds; later
+    blocks with ``round_warmup_iters`` (the runner stays loaded, but other plans ran in between).
+
+    ``min_duration_s`` is the runner-level minimum of a single :meth:`Runner.time_e2e` call (measure
+    sets it to ``block_s``)."""
 
     warmup_iters: int = 10
     warmup_s: float = 1.0
-    iterations: int = 100
+    iterations: int = 20
     min_duration_s: float = 0.0
     max_iterations: int = 100_000
-    profile_iterations: int = 20
+    profile_iterations: int = 4
+    rounds: int = 5
+    block_s: float = 0.0
+    round_warmup_iters: int = 2
+
+    #: seconds per block in :meth:`long_run` (trtexec's default ``--duration=3``)
+    LONG_RUN_BLOCK_S: ClassVar[float] = 3.0
 
     def __post_init__(self) -> None:
         if self.iterations < 1 or self.profile_iterations < 1:
             raise OrinprofError("iterations must be at least 1", "use --iterations N with N ≥ 1")
+        if self.rounds < 1:
+            raise OrinprofError("rounds must be at least 1", "use --rounds R with R ≥ 1 (5 or more for CIs)")
+        if self.block_s < 0 or self.min_duration_s < 0:
+            raise OrinprofError("block durations must not be negative", "use e.g. --block-s 3")
+
+    def long_run(self) -> TimingConfig:
+        """Publication settings (``--long-run``): at least trtexec's 3 s per block, 10 rounds and
+        2 s of first warm-up; larger values already set are kept."""
+        return replace(
+            self,
+            block_s=max(self.block_s, self.LONG_RUN_BLOCK_S),
+            rounds=max(self.rounds, 10),
+            warmup_s=max(self.warmup_s, 2.0),
+        )
+
+    def block(self, first: bool) -> TimingConfig:
+        """The settings of one timing block (the first block of a plan warms up fully)."""
+        if first:
+            return replace(self, min_duration_s=max(self.min_duration_s, self.block_s))
+        return replace(
+            self,
+            warmup_iters=self.round_warmup_iters,
+            warmup_s=0.0,
+            min_duration_s=max(self.min_duration_s, self.block_s),
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +138,9 @@ class Runner:
     returns_outputs: ClassVar[bool] = True
     #: are profiled layers engine layers that may span several ONNX nodes (split by FLOPs)?
     engine_layers: ClassVar[bool] = False
+    #: are the profile's class times summed device-kernel time (so they cannot exceed e2e)?  When
+    #: False and they sum past e2e, ``compare`` flags ``class_times_exceed_e2e``
+    kernel_time_classes: ClassVar[bool] = False
     #: one line for docs and ``--help``: what this backend is
     summary: ClassVar[str] = ""
 

@@ -120,8 +120,8 @@ def print_comparison(df: pd.DataFrame) -> None:
     if df.empty:
         out.print("No comparison: include the baseline plan (fp32 on CPU, fp16 on GPU) in --precisions.")
         return
-    table = Table(title="Reduction vs baseline (positive = faster); 95% bootstrap CI in brackets")
-    for col in ("model", "seq", "plan", "attention", "FFN", "end-to-end", "Amdahl predicts", "flags"):
+    table = Table(title="Reduction vs baseline (positive = faster); 95% CI over rounds in brackets")
+    for col in ("model", "seq", "plan", "attention", "FFN", "end-to-end", "profile implies", "flags"):
         table.add_column(col)
     for r in df.itertuples(index=False):
         table.add_row(
@@ -131,10 +131,15 @@ def print_comparison(df: pd.DataFrame) -> None:
             _ci(r, "attention"),
             _ci(r, "ffn"),
             _ci(r, "e2e"),
-            _pct(r.amdahl_e2e_reduction),
+            _pct(r.profile_implied_e2e_reduction),
             str(r.flags) if isinstance(r.flags, str) else "",
         )
     out.print(table)
+    from orinprof.compare import noise_floor_sentence, noise_floors
+
+    sentence = noise_floor_sentence(noise_floors(df))
+    if sentence:
+        out.print(sentence)
 
 
 def print_summary(df: pd.DataFrame) -> None:
@@ -157,7 +162,7 @@ def print_summary(df: pd.DataFrame) -> None:
             str(r.seq_len),
             str(r.precision),
             f"{r.e2e_median_ms:.3f} [{r.e2e_median_ci_low_ms:.3f}, {r.e2e_median_ci_high_ms:.3f}]",
-            f"{r.e2e_p99_ms:.3f}",
+            "–" if pd.isna(r.e2e_p99_ms) else f"{r.e2e_p99_ms:.3f}",
             f"{r.e2e_cv:.3f}",
             f"{r.attention_ms:.3f}",
             f"{r.ffn_ms:.3f}",
@@ -180,11 +185,16 @@ def profile_cmd(
     backend: Annotated[str, typer.Option(help="onnxruntime, tensorrt, trtexec or torch.")] = "onnxruntime",
     device: Annotated[str, typer.Option(help="cpu, cuda (torch / ORT CUDA EP) or trt (ORT TensorRT EP).")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="Intra-op threads on CPU (default: the backend's).")] = None,
-    iterations: Annotated[int, typer.Option(help="Timed iterations (timing run).")] = 100,
+    iterations: Annotated[int, typer.Option(help="Timed iterations per block (each plan, each round).")] = 20,
+    rounds: Annotated[int, typer.Option(help="Rounds: every plan timed once per round, shuffled.")] = 5,
+    block_s: Annotated[float, typer.Option(help="Minimum seconds per timing block.")] = 0.0,
+    long_run: Annotated[bool, typer.Option(help="Publication timing: ≥ 3 s blocks, ≥ 10 rounds.")] = False,
+    aa_control: Annotated[bool, typer.Option(help="Time the baseline twice: the noise floor.")] = False,
+    isolate: Annotated[str, typer.Option(help="none (runners stay loaded) or process.")] = "none",
     warmup: Annotated[int, typer.Option(help="Warm-up iterations (at least; also --warmup-s).")] = 10,
     warmup_s: Annotated[float, typer.Option(help="Warm-up time in seconds (at least).")] = 1.0,
     min_duration_s: Annotated[float, typer.Option(help="Keep timing until this many seconds passed.")] = 0.0,
-    profile_iterations: Annotated[int, typer.Option(help="Iterations of the separate profiling run.")] = 20,
+    profile_iterations: Annotated[int, typer.Option(help="Profiling iterations per round (separate run).")] = 4,
     opset: Opset = 17,
     calib_batches: CalibBatches = 16,
     calib_method: CalibMethod = "minmax",
@@ -221,6 +231,15 @@ def profile_cmd(
         extra["dla_core"] = dla
     if strongly_typed:
         extra["strongly_typed"] = True
+    timing = TimingConfig(
+        warmup_iters=warmup,
+        warmup_s=warmup_s,
+        iterations=iterations,
+        min_duration_s=min_duration_s,
+        profile_iterations=profile_iterations,
+        rounds=rounds,
+        block_s=block_s,
+    )
     cfg = _config(
         model,
         onnx,
@@ -236,13 +255,9 @@ def profile_cmd(
         backend=backend,
         device=device,
         threads=threads,
-        timing=TimingConfig(
-            warmup_iters=warmup,
-            warmup_s=warmup_s,
-            iterations=iterations,
-            min_duration_s=min_duration_s,
-            profile_iterations=profile_iterations,
-        ),
+        timing=timing.long_run() if long_run else timing,
+        aa_control=aa_control,
+        isolate=isolate,
         telemetry=telemetry,
         telemetry_interval_s=telemetry_interval,
         cuda_graph=cuda_graph,
@@ -309,14 +324,15 @@ def compare_cmd(
     runs: RunDirs,
     baseline: Annotated[str | None, typer.Option(help="Baseline plan (default: fp32 on CPU, fp16 on GPU).")] = None,
     out_csv: Annotated[Path | None, typer.Option("--out", help="Also write the table to this CSV (new file).")] = None,
+    allow_mixed: Annotated[bool, typer.Option(help="Compare across run modes (rows flagged).")] = False,
 ) -> None:
-    """Reductions of each plan vs the baseline, with CIs and the Amdahl check.
+    """Reductions of each plan vs the baseline, with CIs over rounds and the controls.
 
     Example: orinprof compare results/20261127T120000-bert-base-onnxruntime-ab12
     """
     from orinprof.compare import compare_runs
 
-    df = compare_runs(list(runs), baseline)
+    df = compare_runs(list(runs), baseline, allow_mixed=allow_mixed)
     print_comparison(df)
     if out_csv is not None:
         if out_csv.exists():
