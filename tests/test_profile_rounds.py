@@ -10,6 +10,7 @@ flags, run status) in milliseconds, and that measure accepts a backend it has ne
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -240,11 +241,28 @@ def test_backend_without_outputs_skips_fidelity(tmp_path: Path) -> None:
     assert with_outputs["fidelity_cosine"].tolist() == pytest.approx([1.0, 1.0])
 
 
-def test_isolate_process_is_refused_clearly(tmp_path: Path) -> None:
-    from orinprof.errors import OrinprofError
+class PidRunner(SyntheticRunner):
+    """Reports the id of the process it runs in as its "latency": shows where each block ran."""
 
-    with pytest.raises(OrinprofError, match="--isolate process is not implemented"):
-        profile(_cfg(tmp_path, isolate="process"))
+    name = "synthetic-pid"
+
+    def prepare_timing_impl(self, feed: Feed) -> None:
+        pass
+
+    def timed_call_impl(self) -> float:
+        return float(os.getpid())
+
+
+def test_isolate_process_runs_every_block_in_a_fresh_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKENDS, "synthetic-pid", f"{__name__}:PidRunner")
+    timing = TimingConfig(warmup_iters=1, warmup_s=0.0, iterations=2, profile_iterations=1, rounds=2)
+    cfg = _cfg(tmp_path, backend="synthetic-pid", precisions=("fp32", "int8-attn"), isolate="process", timing=timing)
+    result = profile(cfg)
+    lat = results.read_table(result.run_dir, "latencies")
+    pids = lat.groupby(["precision", "round"])["latency_ms"].agg(["nunique", "first"])
+    assert (pids["nunique"] == 1).all()  # one process per block …
+    assert pids["first"].nunique() == 4 and os.getpid() not in set(pids["first"])  # … a fresh one each time
+    assert result.summary["fidelity_cosine"].tolist() == pytest.approx([1.0, 1.0])  # outputs cross back too
 
 
 def test_measure_never_compares_backend_names() -> None:
@@ -254,3 +272,49 @@ def test_measure_never_compares_backend_names() -> None:
     comparisons = re.findall(rf"""(?:==|!=|\bin\b)\s*\(?[^\n]*["'](?:{names})["']""", source)
     assert comparisons == []
     assert "ONNX_BACKENDS" not in source
+
+
+class FailingRunner(SyntheticRunner):
+    """Fails with a programming error (not a user error) in the fourth timing block."""
+
+    name = "synthetic-failing"
+
+    def prepare_timing_impl(self, feed: Feed) -> None:
+        if Clock.blocks == 3:
+            raise RuntimeError("backend bug")
+        super().prepare_timing_impl(feed)
+
+
+class UnattributedRunner(SyntheticRunner):
+    """Files 10 % of the layer time as ``fused-unattributed`` (a Myelin region)."""
+
+    name = "synthetic-unattributed"
+
+    def profile_layers_impl(self, feed: Feed, iterations: int, progress: Progress | None) -> pd.DataFrame:
+        df = super().profile_layers_impl(feed, iterations, progress)
+        df.loc[df["layer"] == "ln", "layer_class"] = "fused-unattributed"
+        return df
+
+
+def test_a_crash_marks_the_run_failed_and_keeps_finished_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(BACKENDS, "synthetic-failing", f"{__name__}:FailingRunner")
+    Clock.reset(HALF_ATTENTION)
+    with pytest.raises(RuntimeError, match="backend bug"):
+        profile(_cfg(tmp_path, backend="synthetic-failing"))
+    (run_dir,) = (tmp_path / "res").iterdir()
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and info["plans_done"] == []
+    assert results.read_table(run_dir, "latencies")["round"].unique().tolist() == [0]
+
+
+def test_unattributed_time_over_5_percent_is_flagged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKENDS, "synthetic-unattributed", f"{__name__}:UnattributedRunner")
+    Clock.reset(HALF_ATTENTION, plans_per_round=2)
+    result = profile(_cfg(tmp_path, backend="synthetic-unattributed", precisions=("fp32", "int8-attn")))
+    assert result.summary["trust_flags"].str.contains("attribution_incomplete:").all()
+    assert result.comparison["flags"].str.contains("attribution_incomplete").all()
+    Clock.reset(HALF_ATTENTION, plans_per_round=2)
+    clean = profile(_cfg(tmp_path, precisions=("fp32", "int8-attn"))).summary
+    assert not clean["trust_flags"].fillna("").str.contains("attribution_incomplete").any()

@@ -37,8 +37,8 @@ import pandas as pd
 
 from orinprof import attribute, export, models, quantize, results, telemetry
 from orinprof.analysed import AnalysedModel
-from orinprof.backends import make_runner, runner_class
-from orinprof.backends.base import BackendInfo, Progress, Runner, RunnerOptions, TimingConfig
+from orinprof.backends import BACKENDS, make_runner, runner_class
+from orinprof.backends.base import BackendInfo, Feed, Progress, Runner, RunnerOptions, TimingConfig
 from orinprof.compare import AA_SUFFIX, compare, noise_floors
 from orinprof.errors import OrinprofError
 from orinprof.plans import Plan, get_plan
@@ -80,7 +80,8 @@ class ProfileConfig:
     seed: int = 0
     #: time the baseline twice, as two plans, and report their spurious difference (the noise floor)
     aa_control: bool = False
-    #: ``none`` or ``process`` (each block in a fresh process; not implemented yet)
+    #: ``none`` (runners stay loaded across rounds) or ``process`` (each block in a fresh process;
+    #: what persists is on disk: engine and compile caches)
     isolate: str = "none"
     extra: dict[str, Any] = field(default_factory=dict)
     command: str = ""
@@ -144,12 +145,6 @@ def _check_config(cfg: ProfileConfig) -> tuple[models.ModelSpec | None, list[Pla
         )
     if cfg.isolate not in ISOLATION_MODES:
         raise OrinprofError(f"unknown isolation {cfg.isolate!r}", "choose one of: " + ", ".join(ISOLATION_MODES))
-    if cfg.isolate == "process":
-        raise OrinprofError(
-            "--isolate process is not implemented yet",
-            "use --isolate none (runners stay alive across rounds in this process); for fresh processes, "
-            "repeat the run and compare the run directories",
-        )
     if spec is not None:
         for s in cfg.seq_lens or (spec.default_seq,):
             spec.check_shape(cfg.batch, s)
@@ -430,7 +425,7 @@ class ProfileRun:
             for slot in slots:
                 label = f"{self.model_name} · seq {shape.seq_len} · {slot.label}"
                 try:
-                    runner = make_runner(self.cfg.backend, slot.model_path, self.runner_options(slot.plan.name, shape))
+                    runner = self._make_runner(slot, shape)
                     runner.activate()
                     stack.callback(runner.deactivate)
                     slot.runner = runner
@@ -488,9 +483,17 @@ class ProfileRun:
                     self._finish_slot(slot, shape)
             return tel.samples()
 
+    def _make_runner(self, slot: PlanSlot, shape: Shape) -> Runner:
+        options = self.runner_options(slot.plan.name, shape)
+        if self.cfg.isolate == "process":
+            keep = self.run_dir / "isolated" / f"s{shape.seq_len}-{slot.label}"
+            return ProcessIsolatedRunner(BACKENDS[self.cfg.backend], slot.model_path, options, keep)
+        return make_runner(self.cfg.backend, slot.model_path, options)
+
     def _timing_block(self, slot: PlanSlot, shape: Shape, r: int, tel: Any) -> tuple[np.ndarray, tuple[float, float]]:
         assert slot.runner is not None
-        first = not slot.latencies
+        # a fresh process (--isolate process) starts cold every block: full warm-up each time
+        first = not slot.latencies or self.cfg.isolate == "process"
         t0 = telemetry.clock()
         progress = self.reporter.progress(f"{slot.label} timing, round {r + 1}")
         lat = slot.runner.time_e2e(shape.feed, self.cfg.timing.block(first), progress)
@@ -525,13 +528,13 @@ class ProfileRun:
 
     def _fidelity(self, slot: PlanSlot, shape: Shape) -> tuple[float, str | None]:
         runner = slot.runner
-        if runner is None or not type(runner).returns_outputs:
+        if runner is None or not self.runner_cls.returns_outputs:
             return float("nan"), f"{self.cfg.backend} returns no model outputs"
         reference = self._reference(shape)
         if reference is None:
             return float("nan"), "no fp32 reference runner available"
         try:
-            outs = [_first_output(runner.infer(f)) for f in shape.held]
+            outs = [_first_output(o) for o in runner.infer_all(shape.held)]
         except OrinprofError as err:
             return float("nan"), err.one_line()
         return float(np.mean([cosine(a, b) for a, b in zip(outs, reference)])), None
@@ -669,6 +672,93 @@ class ProfileRun:
             "qdq_lint": slot.lint.assign(**keys) if slot.lint is not None and len(slot.lint) else None,
         }
         return row, tables
+
+
+# ----------------------------------------------------------------------------- --isolate process
+
+
+def _isolated_call(target: str, model_path: Path, options: RunnerOptions, op: str, args: tuple, keep: Path) -> Any:  # type: ignore[type-arg]
+    """In a fresh process: build the runner ``target`` (``module:Class``), activate it, do one
+    operation, deactivate.  Module-level so the ``spawn`` start method can pickle it."""
+    import importlib
+
+    module_name, cls_name = target.split(":")
+    cls: type[Runner] = getattr(importlib.import_module(module_name), cls_name)
+    with cls(model_path, options) as runner:
+        info = runner.info()
+        if op == "time":
+            lat = runner.time_e2e(*args)
+            return lat, runner.timed_window, info
+        if op == "profile":
+            raw = runner.profile_layers(*args)
+            graph = runner.attribution_graph()
+            kept = None
+            if graph is not None:  # the runner's temp dir dies with this process: keep its graph
+                keep.mkdir(parents=True, exist_ok=True)
+                kept = keep / "attribution_graph.onnx"
+                shutil.copyfile(graph, kept)
+            return raw, kept, info
+        if op == "infer_all":
+            return runner.infer_all(*args), None, info
+        return None, None, info
+
+
+class ProcessIsolatedRunner(Runner):
+    """``--isolate process``: a stand-in runner that runs every block (timing, profiling, the
+    fidelity inferences) in a fresh process, so no in-process state (allocator, caches, JIT, a
+    CUDA context) carries from one block to the next; only what the backend keeps on disk
+    (TensorRT engines, timing caches) persists.  Works for any registered backend.  Progress
+    callbacks do not cross processes."""
+
+    name = "isolated"
+
+    def __init__(self, target: str, model_path: Path, options: RunnerOptions, keep: Path) -> None:
+        super().__init__(model_path, options)
+        self.target = target
+        self.keep = keep
+        self._info: BackendInfo | None = None
+        self._graph: Path | None = None
+
+    def _call(self, op: str, *args: Any) -> Any:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            job = pool.submit(_isolated_call, self.target, self.model_path, self.options, op, args, self.keep)
+            result, extra, info = job.result()
+        self._info = info
+        return result, extra
+
+    def activate_impl(self) -> None:
+        pass
+
+    def info_impl(self) -> BackendInfo:
+        if self._info is None:
+            self._call("info")
+        assert self._info is not None
+        return self._info
+
+    def time_e2e(self, feed: Feed, timing: TimingConfig, progress: Progress | None = None) -> np.ndarray:
+        self._require_active()
+        lat, window = self._call("time", dict(feed), timing)
+        self.timed_window = window
+        return np.asarray(lat, dtype=float)
+
+    def profile_layers(self, feed: Feed, iterations: int, progress: Progress | None = None) -> pd.DataFrame:
+        self._require_active()
+        raw, self._graph = self._call("profile", dict(feed), iterations)
+        return raw  # type: ignore[no-any-return]
+
+    def infer_all(self, feeds: list[Feed]) -> list[dict[str, np.ndarray]]:
+        self._require_active()
+        outs, _ = self._call("infer_all", [dict(f) for f in feeds])
+        return outs  # type: ignore[no-any-return]
+
+    def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
+        return self.infer_all([feed])[0]
+
+    def attribution_graph(self) -> Path | None:
+        return self._graph
 
 
 def profile(cfg: ProfileConfig, reporter: Reporter | None = None) -> ProfileResult:

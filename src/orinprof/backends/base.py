@@ -185,6 +185,11 @@ class Runner:
         self._require_active()
         return self.infer_impl(feed)
 
+    def infer_all(self, feeds: list[Feed]) -> list[dict[str, np.ndarray]]:
+        """Outputs for several inputs (the fidelity check); one call, so a process-isolated runner
+        starts one process for all of them."""
+        return [self.infer(f) for f in feeds]
+
     def time_e2e(self, feed: Feed, timing: TimingConfig, progress: Progress | None = None) -> np.ndarray:
         """Warm up, then time end-to-end inferences.  Returns every latency in ms, in order."""
         self._require_active()
