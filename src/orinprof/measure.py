@@ -749,7 +749,7 @@ class ProcessIsolatedRunner(Runner):
         raw, self._graph = self._call("profile", dict(feed), iterations)
         return raw  # type: ignore[no-any-return]
 
-    def infer_all(self, feeds: list[Feed]) -> list[dict[str, np.ndarray]]:
+    def infer_all(self, feeds: Sequence[Feed]) -> list[dict[str, np.ndarray]]:
         self._require_active()
         outs, _ = self._call("infer_all", [dict(f) for f in feeds])
         return outs  # type: ignore[no-any-return]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -185,7 +185,7 @@ class Runner:
         self._require_active()
         return self.infer_impl(feed)
 
-    def infer_all(self, feeds: list[Feed]) -> list[dict[str, np.ndarray]]:
+    def infer_all(self, feeds: Sequence[Feed]) -> list[dict[str, np.ndarray]]:
         """Outputs for several inputs (the fidelity check); one call, so a process-isolated runner
         starts one process for all of them."""
         return [self.infer(f) for f in feeds]
