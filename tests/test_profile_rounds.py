@@ -192,7 +192,9 @@ def test_placebo_flag(tmp_path: Path) -> None:
 
 def test_aa_control_gives_the_noise_floor(tmp_path: Path) -> None:
     Clock.reset(HALF_ATTENTION, plans_per_round=3)  # fp32, fp32~aa, int8-attn
-    result = profile(_cfg(tmp_path, precisions=("fp32", "int8-attn"), aa_control=True))
+    # the A/A copy is of the baseline (fp32 on this CPU), not of the first plan listed
+    result = profile(_cfg(tmp_path, precisions=("int8-attn", "fp32"), aa_control=True))
+    assert set(result.summary["precision"]) == {"int8-attn", "fp32", "fp32~aa"}
     comp = result.comparison.set_index("precision")
     aa = comp.loc["fp32~aa"]
     # the baseline against itself: a spurious reduction whose CI ends give the floor

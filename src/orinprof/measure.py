@@ -39,7 +39,7 @@ from orinprof import attribute, export, models, quantize, results, telemetry
 from orinprof.analysed import AnalysedModel
 from orinprof.backends import BACKENDS, make_runner, runner_class
 from orinprof.backends.base import BackendInfo, Feed, Progress, Runner, RunnerOptions, TimingConfig
-from orinprof.compare import AA_SUFFIX, compare, noise_floors
+from orinprof.compare import AA_SUFFIX, compare, default_baseline, noise_floors
 from orinprof.errors import OrinprofError
 from orinprof.plans import Plan, get_plan
 
@@ -353,8 +353,7 @@ class ProfileRun:
         )
 
     def prepare_plans(self, shape: Shape) -> list[PlanSlot]:
-        """Each plan's model (ONNX consumers: the plan file and its derived analysis) and the A/A copy."""
-        cfg = self.cfg
+        """Each plan's model (ONNX consumers: the plan file and its derived analysis)."""
         slots: list[PlanSlot] = []
         for i, plan in enumerate(self.plans):
             label = f"{self.model_name} · seq {shape.seq_len} · {plan.name}"
@@ -365,11 +364,6 @@ class ProfileRun:
                     raise  # the very first plan failed: nothing to keep, report the cause
                 self.failures.append(f"{label}: {err.one_line()}")
                 log.error("%s failed: %s", label, err.one_line())
-        if cfg.aa_control and slots:
-            base = slots[0]
-            slots.insert(
-                1, replace(base, label=base.label + AA_SUFFIX, latencies=[], windows=[], telemetry=[], profiles=[])
-            )
         return slots
 
     def _prepare_plan(self, shape: Shape, plan: Plan) -> PlanSlot:
@@ -423,17 +417,9 @@ class ProfileRun:
         timing = cfg.timing
         with contextlib.ExitStack() as stack:
             for slot in slots:
-                label = f"{self.model_name} · seq {shape.seq_len} · {slot.label}"
-                try:
-                    runner = self._make_runner(slot, shape)
-                    runner.activate()
-                    stack.callback(runner.deactivate)
-                    slot.runner = runner
-                    slot.info = runner.info()
-                except OrinprofError as err:
-                    if slot is slots[0] and not self.rows_written and len(slots) == 1:
-                        raise
-                    self._fail(slot, label, err)
+                self._activate(slot, shape, stack, first=slot is slots[0] and len(slots) == 1)
+            if cfg.aa_control:
+                self._add_aa_control(shape, slots, stack)
             if not any(s.alive for s in slots):
                 raise OrinprofError(f"no plan could start on {cfg.backend}", "; ".join(self.failures[-len(slots) :]))
             rng = np.random.default_rng([cfg.seed, shape.seq_len])
@@ -482,6 +468,34 @@ class ProfileRun:
                 if slot.alive:
                     self._finish_slot(slot, shape)
             return tel.samples()
+
+    def _activate(self, slot: PlanSlot, shape: Shape, stack: contextlib.ExitStack, first: bool = False) -> None:
+        try:
+            runner = self._make_runner(slot, shape)
+            runner.activate()
+            stack.callback(runner.deactivate)
+            slot.runner = runner
+            slot.info = runner.info()
+        except OrinprofError as err:
+            if first and not self.rows_written:
+                raise
+            self._fail(slot, f"{self.model_name} · seq {shape.seq_len} · {slot.label}", err)
+
+    def _add_aa_control(self, shape: Shape, slots: list[PlanSlot], stack: contextlib.ExitStack) -> None:
+        """A second, independent runner of the baseline plan (fp32 on CPUs, fp16 on GPUs: known once
+        a runner says what device it is on), timed as a plan of its own."""
+        alive = [s for s in slots if s.alive and s.info is not None]
+        if not alive:
+            return
+        assert alive[0].info is not None
+        name = default_baseline(alive[0].info.device_kind)
+        base = next((s for s in alive if s.label == name), None)
+        if base is None:
+            log.warning("--aa-control needs the baseline plan %s in --precisions; no A/A control", name)
+            return
+        aa = PlanSlot(base.label + AA_SUFFIX, base.plan, base.model_path, base.model, dict(base.gemm_counts))
+        self._activate(aa, shape, stack)
+        slots.insert(slots.index(base) + 1, aa)
 
     def _make_runner(self, slot: PlanSlot, shape: Shape) -> Runner:
         options = self.runner_options(slot.plan.name, shape)
