@@ -22,9 +22,9 @@ CardsFile = Annotated[Path, typer.Option("--cards", help="Anki text file with th
 ClaimsFile = Annotated[Path, typer.Option("--claims", help="Claims file (TOML) mapping cards to metrics.")]
 Backend = Annotated[str, typer.Option("--backend", help="onnxruntime, tensorrt, trtexec or torch.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda (torch / ORT CUDA EP) or trt (ORT TensorRT EP).")]
-Iterations = Annotated[int, typer.Option("--iterations", help="Timed iterations per model and plan.")]
+Iterations = Annotated[int, typer.Option("--iterations", help="Timed iterations per block (each plan, each round).")]
 WarmupS = Annotated[float, typer.Option("--warmup-s", help="Warm-up time in seconds (at least).")]
-ProfileIterations = Annotated[int, typer.Option("--profile-iterations", help="Iterations of the per-layer run.")]
+ProfileIterations = Annotated[int, typer.Option("--profile-iterations", help="Per-layer iterations per round.")]
 
 _VERDICT_STYLE = {
     "supported": "green",
@@ -203,9 +203,9 @@ def pruning(
     seq: Annotated[int | None, typer.Option("--seq", help="Sequence length (default: the preset's).")] = None,
     backend: Backend = "onnxruntime",
     device: Device = "cpu",
-    iterations: Iterations = 100,
+    iterations: Iterations = 20,
     warmup_s: WarmupS = 1.0,
-    profile_iterations: ProfileIterations = 5,
+    profile_iterations: ProfileIterations = 2,
     results_dir: ResultsDir = Path("results"),
     models_dir: ModelsDir = Path("models"),
 ) -> None:
@@ -265,9 +265,9 @@ def sweep_seq(
     ),
     backend: Backend = "onnxruntime",
     device: Device = "cpu",
-    iterations: Iterations = 100,
+    iterations: Iterations = 20,
     warmup_s: WarmupS = 1.0,
-    profile_iterations: ProfileIterations = 20,
+    profile_iterations: ProfileIterations = 4,
     telemetry: Annotated[str, typer.Option(help="auto, jtop, tegrastats, nvml, host or none.")] = "auto",
     results_dir: ResultsDir = Path("results"),
     models_dir: ModelsDir = Path("models"),
