@@ -55,6 +55,12 @@ def test_refuses_to_mix_run_modes_unless_allowed() -> None:
     threads = _run("r3", {"fp32": 10.0, "int8-attn": 8.0}, mode="device=cuda,threads=2")
     with pytest.raises(OrinprofError, match="run modes"):
         compare(*_cat(eager, threads), claims={})
+    # and so is another machine with the same device string (the fingerprint tells them apart)
+    a = _run("r4", {"fp32": 10.0, "int8-attn": 8.0}, gpu_name="NVIDIA H100")
+    b = _run("r5", {"fp32": 10.0, "int8-attn": 8.0}, gpu_name="NVIDIA H200")
+    with pytest.raises(OrinprofError, match=r"device=.*NVIDIA H200"):
+        compare(*_cat(a, b), claims={})
+    assert len(compare(*_cat(a, _run("r6", {"fp32": 9.0}, gpu_name="NVIDIA H100")), claims={})) == 1
 
 
 def test_pairs_with_the_baseline_of_the_same_run() -> None:

@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 
 GROUP_KEYS = ["model", "backend", "device", "batch", "seq_len"]
 #: what must agree, besides the group keys, for two rows to be compared (a run mode)
-MODE_KEYS = ["run_mode", "cuda_graph"]
+MODE_KEYS = ["run_mode", "cuda_graph", "device_fingerprint"]
+#: fingerprint columns (telemetry.fingerprint, copied into summary rows) that identify the hardware
+FINGERPRINT_COLUMNS = ("device_model", "gpu_name", "cpu_model")
 OTHER_CLASSES = ("norm", "embedding", "other")
 #: summary columns that must agree for a comparison to be clean (telemetry adds them on Jetsons)
 STATE_COLUMNS = {"nvpmodel_name": "power_mode_differs", "jetson_clocks": "clock_state_differs"}
@@ -152,6 +154,10 @@ def _modes(summary: pd.DataFrame) -> pd.DataFrame:
         out["cuda_graph"] = False
     out["run_mode"] = out["run_mode"].fillna("").astype(str)
     out["cuda_graph"] = out["cuda_graph"].fillna(False).astype(bool)
+    present = [c for c in FINGERPRINT_COLUMNS if c in out.columns]
+    out["device_fingerprint"] = (
+        out[present].astype(object).where(out[present].notna(), "").astype(str).agg("|".join, axis=1) if present else ""
+    )
     return out
 
 
@@ -177,7 +183,10 @@ def compare(
     for group, grp in summary.groupby(GROUP_KEYS, sort=False, dropna=False):
         modes = grp[MODE_KEYS].drop_duplicates()
         if len(modes) > 1 and not allow_mixed:
-            listed = "; ".join(f"{m.run_mode or '?'} cuda_graph={m.cuda_graph}" for m in modes.itertuples())
+            listed = "; ".join(
+                f"{m.run_mode or '?'} cuda_graph={m.cuda_graph} device={m.device_fingerprint or '?'}"
+                for m in modes.itertuples()
+            )
             raise OrinprofError(
                 f"{dict(zip(GROUP_KEYS, group))} was measured in {len(modes)} run modes ({listed})",
                 "compare runs of one mode, or pass --allow-mixed to compare across modes (rows flagged mixed_modes)",
