@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Benchmarks of the measurement design itself (issue 10): printed ratios, not timed tests.
+
+    python scripts/trust_benchmarks.py repeat [--runs 3] [--model bert-base] [--seq 128] [--out DIR]
+    python scripts/trust_benchmarks.py cost --old-src PATH [--model bert-base] [--seq 128]
+
+``repeat`` runs ``orinprof profile --precisions fp32,int8-attn --aa-control`` ``--runs`` times, each
+in its own process, and prints from the runs' own ``comparison.csv``:
+
+- repeatability: the spread (max − min) of the e2e ratio int8-attn/fp32 across runs, relative to
+  their mean (target ≤ 3 %), and of the attention reduction in points (target ≤ 5 points);
+- the FFN placebo of int8-attn in every run (target: within ±5 %);
+- the A/A control of every run: the baseline timed against itself, whose e2e reduction CI should
+  contain 0 with |point| ≤ 2 %.
+
+``cost`` times the quick-start command's wall clock with this checkout and with an older source
+tree (``--old-src``, e.g. a ``git worktree`` of the previous release), both at their default
+iterations (100 timed and 20 profiled per plan in both designs), and prints new ÷ old (target
+≤ 1.2).
+
+Every figure printed comes from the run directories named in the output; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _profile(args: list[str], results_dir: Path, src: Path | None = None) -> tuple[Path, float]:
+    """Run ``orinprof profile`` in a fresh process; return its run directory and wall time."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    before = set(results_dir.glob("*")) if results_dir.exists() else set()
+    cmd = [sys.executable, "-m", "orinprof", "profile", *args, "--results-dir", str(results_dir)]
+    print("$", " ".join(cmd[1:]), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    new = sorted(set(results_dir.glob("*")) - before)
+    if len(new) != 1:
+        raise SystemExit(f"expected one new run directory under {results_dir}, found {len(new)}")
+    return new[0], wall
+
+
+def _pct(x: float) -> str:
+    return "nan" if pd.isna(x) else f"{100 * x:+.1f} %"
+
+
+def repeat(ns: argparse.Namespace) -> int:
+    out = Path(ns.out)
+    rows = []
+    for i in range(ns.runs):
+        run_dir, wall = _profile(
+            ["--model", ns.model, "--seq", str(ns.seq), "--precisions", "fp32,int8-attn", "--aa-control"], out
+        )
+        comp = pd.read_csv(run_dir / "comparison.csv")
+        plan = comp[comp["precision"] == "int8-attn"].iloc[0]
+        aa = comp[comp["precision"].str.endswith("~aa")].iloc[0]
+        rows.append(
+            {
+                "run": run_dir.name,
+                "wall_s": wall,
+                "rounds": int(plan["rounds"]),
+                "e2e_ratio": plan["e2e_ratio"],
+                "attention_reduction": plan["attention_reduction"],
+                "ffn_placebo": plan["placebo_reduction"],
+                "ffn_placebo_ci": (plan["placebo_reduction_ci_low"], plan["placebo_reduction_ci_high"]),
+                "aa_e2e": aa["e2e_reduction"],
+                "aa_e2e_ci": (aa["e2e_reduction_ci_low"], aa["e2e_reduction_ci_high"]),
+                "flags": plan.get("flags", ""),
+            }
+        )
+        print(f"  run {i + 1}: {run_dir.name} ({wall:.0f} s)", flush=True)
+    df = pd.DataFrame(rows)
+    ratio_spread = (df["e2e_ratio"].max() - df["e2e_ratio"].min()) / df["e2e_ratio"].mean()
+    attn_spread = df["attention_reduction"].max() - df["attention_reduction"].min()
+    print(f"\n{ns.model} seq {ns.seq}, {ns.runs} separate runs of fp32,int8-attn with --aa-control\n")
+    for r in df.itertuples():
+        lo, hi = r.ffn_placebo_ci
+        alo, ahi = r.aa_e2e_ci
+        print(
+            f"{r.run}: e2e ratio int8-attn/fp32 {r.e2e_ratio:.3f}; attention reduction "
+            f"{_pct(r.attention_reduction)}; FFN placebo {_pct(r.ffn_placebo)} [{_pct(lo)}, {_pct(hi)}]; "
+            f"A/A e2e {_pct(r.aa_e2e)} [{_pct(alo)}, {_pct(ahi)}]; rounds {r.rounds}; flags {r.flags or '-'}"
+        )
+    placebo_ok = all(abs(x) <= 0.05 for x in df["ffn_placebo"])
+    placebo_ci_ok = all(lo >= -0.05 and hi <= 0.05 for lo, hi in df["ffn_placebo_ci"])
+    aa_ok = all(lo <= 0 <= hi for lo, hi in df["aa_e2e_ci"])
+    aa_point_ok = all(abs(x) <= 0.02 for x in df["aa_e2e"])
+    print()
+    print(
+        f"spread of the e2e ratio: {100 * ratio_spread:.1f} % of its mean (target ≤ 3 %): "
+        f"{'met' if ratio_spread <= 0.03 else 'NOT met'}"
+    )
+    print(
+        f"spread of the attention reduction: {100 * attn_spread:.1f} points (target ≤ 5): "
+        f"{'met' if attn_spread <= 0.05 else 'NOT met'}"
+    )
+    print(
+        f"FFN placebo point within ±5 % in every run: {'yes' if placebo_ok else 'NO'}; "
+        f"its CI inside ±5 % in every run: {'yes' if placebo_ci_ok else 'NO'}"
+    )
+    print(
+        f"A/A e2e CI contains 0 in every run: {'yes' if aa_ok else 'NO'}; "
+        f"|A/A point| ≤ 2 % in every run: {'yes' if aa_point_ok else 'NO'}"
+    )
+    print(f"wall time per run: {', '.join(f'{w:.0f} s' for w in df['wall_s'])}")
+    return 0
+
+
+def cost(ns: argparse.Namespace) -> int:
+    args = ["--model", ns.model, "--seq", str(ns.seq), "--precisions", ns.precisions]
+    out = Path(ns.out)
+    new_dir, new_wall = _profile(args, out / "new")
+    old_dir, old_wall = _profile(args, out / "old", src=Path(ns.old_src).resolve())
+    new_n = json.loads((new_dir / "run.json").read_text()).get("config", {}).get("timing", {})
+    print(f"\nquick-start command ({ns.model}, seq {ns.seq}, {ns.precisions}), default iterations:")
+    print(f"  this checkout: {new_wall:.0f} s ({new_dir.name}; timing config {new_n})")
+    print(f"  old source {ns.old_src}: {old_wall:.0f} s ({old_dir.name})")
+    print(f"  new ÷ old wall time: {new_wall / old_wall:.2f} (target ≤ 1.2)")
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("repeat")
+    r.add_argument("--runs", type=int, default=3)
+    r.add_argument("--model", default="bert-base")
+    r.add_argument("--seq", type=int, default=128)
+    r.add_argument("--out", default="results/trust-benchmarks-runs")
+    r.set_defaults(fn=repeat)
+    c = sub.add_parser("cost")
+    c.add_argument("--old-src", required=True, help="src/ folder of the older tree")
+    c.add_argument("--model", default="bert-base")
+    c.add_argument("--seq", type=int, default=128)
+    c.add_argument("--precisions", default="fp32,fp16,int8-attn,int8-ffn,int8-all")
+    c.add_argument("--out", default="/tmp/orinprof-cost")
+    c.set_defaults(fn=cost)
+    ns = p.parse_args()
+    return int(ns.fn(ns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
