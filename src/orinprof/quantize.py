@@ -32,6 +32,8 @@ from orinprof.errors import MissingDependency, OrinprofError
 from orinprof.export import ExportedModel, _atomic_save, synthesize
 from orinprof.models import InputSpec
 from orinprof.plans import Plan
+from orinprof.plans import get_plan as get_plan  # re-exported: callers of quantize.get_plan
+from orinprof.plans import parse_plans as parse_plans
 
 log = logging.getLogger(__name__)
 
