@@ -9,7 +9,6 @@ interrupted or failing run keeps what it measured.  Then :func:`orinprof.compare
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import platform
 import shutil
@@ -29,6 +28,7 @@ from orinprof.backends import make_runner
 from orinprof.backends.base import Progress, Runner, RunnerOptions, TimingConfig
 from orinprof.compare import compare
 from orinprof.errors import OrinprofError
+from orinprof.identity import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +86,6 @@ class ProfileResult:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "orinprof": _version("orinprof"), "git": results.git_version()}
-    for name in ("numpy", "pandas", "onnx", "onnxruntime", "onnxconverter-common", "torch", "tensorrt"):
-        v = _version(name)
-        if v:
-            out[name] = v
-    return out
-
-
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -259,7 +243,7 @@ def prepare(cfg: ProfileConfig, reporter: Reporter | None = None) -> list[tuple[
 
 
 def _cpu() -> str:
-    from orinprof.backends.onnxruntime.runner import cpu_model
+    from orinprof.identity import cpu_model
 
     return cpu_model()
 
