@@ -60,8 +60,8 @@ def test_validate_prints_writes_and_never_overwrites(tmp_path: Path) -> None:
     assert "Card claims vs measurements" in text and "Amdahl check" in text
     assert "cannot hold as a whole" in text  # Amdahl flag: share 0.30 cannot give 25-35 %
     v = pd.read_csv(tmp_path / "verdicts-1.csv").set_index("claim_id")
-    assert v.loc["c9-attention", "verdict"] == "supported"
-    assert v.loc["c9-e2e-int8-attn", "verdict"] == "contradicted"
+    # a typed device string and no fingerprint in run.json: never on target (cards/verdicts.py)
+    assert set(v.loc[["c9-attention", "c9-e2e-int8-attn"], "verdict"]) == {"measured-off-target"}
 
 
 def test_export_apkg(tmp_path: Path) -> None:
