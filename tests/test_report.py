@@ -11,8 +11,9 @@ import pytest
 
 from conftest import REPO
 from orinprof import results
+from orinprof.cards.verdicts import card9_ranges
 from orinprof.errors import OrinprofError
-from orinprof.report import build_report, card9_ranges
+from orinprof.report import build_report
 
 PLANS = ("fp32", "int8-attn", "int8-all")
 

@@ -455,16 +455,16 @@ def _roofline(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Each layer's roofline floor on ``cfg.roofline_device`` and measured efficiency (floor ÷
     median), and the model-level figure: the sum of the floors ÷ the end-to-end median."""
-    from orinprof import project
+    from orinprof import devices, roofline
 
     try:
-        device = project.get_device(cfg.roofline_device or "", results_dir=Path(cfg.results_dir))
-        nodes = project.project(exported.path, device, [plan] if plan.startswith("int8") else [])
+        device = devices.get_device(cfg.roofline_device or "", results_dir=Path(cfg.results_dir))
+        nodes = roofline.project(exported.path, device, [plan] if plan.startswith("int8") else [])
     except OrinprofError as err:
         log.warning("roofline skipped: %s", err.one_line())
         return layers, {}
     nodes = nodes[nodes["plan"] == (plan if plan.startswith("int8") else device.baseline)].assign(plan=plan)
-    floors = project.layer_floors(layers.assign(precision=plan), nodes).drop(columns=["precision"])
+    floors = roofline.layer_floors(layers.assign(precision=plan), nodes).drop(columns=["precision"])
     floor_ms = float(nodes["floor_ms"].sum())
     median = float(np.median(latencies))
     return floors, {

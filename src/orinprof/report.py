@@ -354,18 +354,6 @@ def _fingerprint(inp: _Inputs) -> list[tuple[str, str]]:
     return items
 
 
-def card9_ranges(claims_file: Path) -> dict[str, tuple[float, float]]:
-    """Card 9's claimed ranges by comparison column, read from the claims file (their one owner)."""
-    from orinprof.cards.claims import load_claims
-    from orinprof.cards.verdicts import amdahl_claim_from
-
-    claim = amdahl_claim_from(load_claims(claims_file))
-    return {
-        "attention_reduction": (claim.attention_low, claim.attention_high),
-        "e2e_reduction": (claim.e2e_low, claim.e2e_high),
-    }
-
-
 def build_report(
     sources: Sequence[Path],
     out_dir: Path,
@@ -405,6 +393,8 @@ def build_report(
         raise OrinprofError(f"cannot build a report: {lacking}", "pass run directories written by `orinprof profile`")
     skipped: list[str] = []
     if claims_file is not None and Path(claims_file).is_file():
+        from orinprof.cards.verdicts import card9_ranges
+
         inp.card_ranges = card9_ranges(Path(claims_file))
     else:
         skipped.append(f"card ranges: not shaded ({claims_file or 'no claims file'} not found)")
