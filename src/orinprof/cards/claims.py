@@ -129,7 +129,7 @@ def _field_error(source: str, where: str, what: str, hint: str | None = None) ->
 
 def parse_claims(data: Mapping[str, Any], source: str = "claims.toml", deck: CardDeck | None = None) -> Claims:
     """Build :class:`Claims` from parsed TOML; every problem names the claim and field."""
-    from orinprof.cards import experiments  # noqa: F401  (registers the experiment tables)
+    from orinprof.cards import outliers, pruning  # noqa: F401  (register the experiment tables)
 
     version = data.get("schema_version", CLAIMS_SCHEMA)
     if version != CLAIMS_SCHEMA:
