@@ -1,5 +1,6 @@
 """Verdicts refuse weak evidence: every case of the results audit §3 (3.1-3.5) that ``validate()``
-called *supported* (or *contradicted*) before, with the verdict it must give now.
+called *supported* (or *contradicted*) before, with the verdict it must give now; and 3.6: the
+Amdahl check says what it tests and stands beside card 9's verdicts.
 
 The strong case is built from what a real on-target run records: ``run.json``'s fingerprint with
 the module P-number (``telemetry.fingerprint``), the summary rows of the plan and baseline runs, and
@@ -16,7 +17,7 @@ import pytest
 
 from conftest import REPO
 from orinprof import results
-from orinprof.cards import Evidence, load_claims, read_cards, validate
+from orinprof.cards import Evidence, amdahl_check, amdahl_claim_from, load_claims, read_cards, validate
 
 PLAN_RUN = "20250101T000000-bert-base-tensorrt-ab12"
 BASE_RUN = "20250101T000000-bert-base-tensorrt-cd34"
@@ -291,3 +292,25 @@ def test_card_3_llm_claim_on_minilm_is_off_target(claims) -> None:  # type: igno
     v = verdict(claims, Evidence({"outliers": pd.DataFrame([row])}), "c3-outlier-ratio")
     assert v["verdict"] == "measured-off-target"
     assert "encoder" in v["off_target_reason"]
+
+
+# ---------------------------------------------------------------- 3.6 the Amdahl check, shown honestly
+
+
+def test_amdahl_needs_and_ok_agree_and_edge_shares_are_named(claims) -> None:  # type: ignore[no-untyped-def]
+    # audit 3.6: shares of 61.3-62.0 % printed "needs 62.5-87.5 %" beside "ok: yes"
+    rows = pd.DataFrame([comparison_row(attention_share_baseline=s, seq_len=n) for n, s in ((128, 0.613), (384, 0.7))])
+    a = amdahl_check(rows, amdahl_claim_from(claims)).set_index("seq_len")
+    edge, mid = a.loc[128], a.loc[384]
+    assert edge["consistent"] and edge["required_share_low"] <= 0.613 <= edge["required_share_high"]
+    assert (edge["required_share_at_claim_low"], edge["required_share_at_claim_high"]) == pytest.approx((0.625, 0.875))
+    assert "only at the edge" in edge["flag"] and "62.5%–87.5%" in edge["flag"]
+    assert mid["consistent"] and mid["flag"] == ""
+
+
+def test_the_amdahl_check_stands_beside_card_9_verdicts(claims) -> None:  # type: ignore[no-untyped-def]
+    low = verdict(claims, evidence(comparison_row(attention_share_baseline=0.30)), "c9-e2e-int8-attn")
+    assert low["verdict"] == "supported" and "cannot hold as a whole" in low["amdahl"]
+    assert verdict(claims, evidence(), "c9-attention")["amdahl"] == "consistent"  # share 0.7
+    allp = comparison_row(precision="int8-all")
+    assert pd.isna(verdict(claims, evidence(allp), "c9-e2e-int8-all")["amdahl"])  # attention alone only
