@@ -262,6 +262,10 @@ def test_claim_naming_a_metric_the_results_lack(claims) -> None:  # type: ignore
         ({"card": "nine"}, "claim #1 (x).card: must be an integer"),
         ({"colour": "red"}, "unknown field(s) colour"),
         ({"where": {"nosuch": 1}}, "where.nosuch"),
+        ({"devices": ["agx-orin-65gb"]}, "claim #1 (x).devices: unknown device id 'agx-orin-65gb'"),
+        ({"model_kind": "llm"}, "claim #1 (x).model_kind: is 'llm'"),
+        ({"seq_range": [128]}, "claim #1 (x).seq_range: must be [low, high]"),
+        ({"device_pattern": "orin"}, "unknown field(s) device_pattern"),  # regexes over free text are gone
     ],
 )
 def test_bad_claims_name_the_field(edit: dict[str, Any], message: str) -> None:
@@ -278,6 +282,25 @@ def test_bad_claims_name_the_field(edit: dict[str, Any], message: str) -> None:
     with pytest.raises(OrinprofError) as err:
         parse_claims({"claim": [claim]})
     assert message in err.value.one_line()
+
+
+def test_seq_range_puts_other_lengths_off_target(claims) -> None:  # type: ignore[no-untyped-def]
+    claim = {
+        "id": "x",
+        "card": 9,
+        "text": "t",
+        "metric": "comparison.e2e_reduction",
+        "low": 0.2,
+        "high": 0.3,
+        "tolerance": "t",
+        "seq_range": [64, 256],
+        "min_rounds": 1,
+    }
+    parsed = parse_claims({"claim": [claim]})
+    row = comparison_row(e2e_reduction=0.25, e2e_reduction_ci_low=0.22, e2e_reduction_ci_high=0.28)
+    assert validate(on_orin(row), parsed).iloc[0]["verdict"] == "supported"
+    v = validate(on_orin({**row, "seq_len": 512}), parsed).iloc[0]
+    assert v["verdict"] == "measured-off-target" and "seq 512 outside 64–256" in v["off_target_reason"]
 
 
 def test_claims_must_cover_every_card_and_match_fronts(claims) -> None:  # type: ignore[no-untyped-def]
