@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper
 
-from orinprof.project import calibrate_cpu
+from orinprof.devices import calibrate_cpu
 
 
 def int8_gemm_ops(n: int = 1024, repeats: int = 5) -> float:

@@ -18,7 +18,7 @@ from orinprof.cards import (
     run_pruning_experiment,
     zero_smallest_weights,
 )
-from orinprof.cards.experiments import default_variants, encoder_params
+from orinprof.cards.pruning import FULL, default_variants, encoder_params, paired_rounds
 from orinprof.errors import OrinprofError
 
 
@@ -57,22 +57,35 @@ def _run(name: str, latency: float, n: int = 50, seed: int = 0) -> TimedRun:
     return TimedRun(name, latency + rng.normal(0, 0.01, n), "bert", "torch", "gpu0", "gpu", 1, 128)
 
 
+def _rounds(name: str, latency: float, rounds: int = 5, seed: int = 0) -> list[TimedRun]:
+    return [_run(f"{name}-r{r}", latency, seed=seed * 100 + r) for r in range(rounds)]
+
+
 def test_pruning_table_rows_and_layers_vs_heads() -> None:
     variants = default_variants(num_layers=6, num_heads=12, hidden=384, ffn=1536)
     kinds = {v.kind: v for v in variants}
     assert kinds["heads"].params_removed_fraction == pytest.approx(kinds["layers"].params_removed_fraction, abs=0.02)
     times = {"unstructured": 10.0, "heads+ffn": 6.0, "layers": 8.3, "heads": 9.5}
-    timed = [(v, _run(v.name, times[v.kind], seed=i)) for i, v in enumerate(variants, 1)]
-    table = pruning_table(_run("full", 10.0), timed).set_index("variant_kind")
+    timed = [(v, _rounds(v.name, times[v.kind], seed=i)) for i, v in enumerate(variants, 1)]
+    table = pruning_table(_rounds("full", 10.0), timed, run_id="R").set_index("variant_kind")
     assert table.loc["unstructured", "e2e_reduction"] == pytest.approx(0.0, abs=0.01)
     assert table.loc["heads+ffn", "e2e_reduction"] == pytest.approx(0.4, abs=0.01)
+    assert table.loc["heads+ffn", "reference"] == FULL and (table["rounds"] == 5).all()
     lvh = table.loc["layers-vs-heads"]
     assert lvh["e2e_reduction"] == pytest.approx(1 - 8.3 / 9.5, abs=0.01)
-    assert lvh["baseline_run_id"] == kinds["heads"].name
+    assert lvh["reference"] == kinds["heads"].name and lvh["run_id"] == "R"
     assert lvh["e2e_reduction_ci_low"] < lvh["e2e_reduction"] < lvh["e2e_reduction_ci_high"]
 
 
-def test_experiment_times_every_variant_through_the_injected_function() -> None:
+def test_one_round_gives_no_ci() -> None:
+    v = PruneVariant("L", "layers", 1 / 6, 1 / 6)
+    table = pruning_table(_rounds("full", 5.0, rounds=1), [(v, _rounds("L", 4.0, rounds=1))])
+    row = table.iloc[0]
+    assert row["rounds"] == 1 and row["status"] == "one_round_no_ci"
+    assert np.isnan(row["e2e_reduction_ci_low"]) and row["e2e_reduction"] == pytest.approx(0.2, abs=0.01)
+
+
+def test_rounds_interleave_every_model_in_a_fresh_order() -> None:
     seen: list[str] = []
 
     def build(v: PruneVariant | None) -> str:
@@ -80,18 +93,41 @@ def test_experiment_times_every_variant_through_the_injected_function() -> None:
 
     def time_model(m: object) -> TimedRun:
         seen.append(str(m))
-        return _run(str(m), 5.0 if m == "full" else 4.0)
+        return _run(str(m), 5.0 if m == "full" else 4.0, seed=len(seen))
 
-    variants = [PruneVariant("L", "layers", 1 / 6, 1 / 6)]
-    table = run_pruning_experiment(variants, build, time_model)
-    assert seen == ["full", "L"]
-    assert table.iloc[0]["e2e_reduction"] == pytest.approx(0.2, abs=0.01)
+    variants = [PruneVariant("L", "layers", 1 / 6, 1 / 6), PruneVariant("H", "heads", 0.25, 1 / 6)]
+    timed = run_pruning_experiment(variants, build, time_model, rounds=6)
+    assert len(seen) == 18 and len(timed.orders) == 6
+    for r, order in enumerate(timed.orders):  # each round times each model exactly once
+        assert sorted(order) == sorted([FULL, "L", "H"])
+        assert seen[3 * r : 3 * r + 3] == ["full" if n == FULL else n for n in order]
+    assert len({tuple(o) for o in timed.orders}) > 1  # shuffled afresh, not one fixed order
+    assert [len(b) for b in timed.blocks.values()] == [6, 6, 6]
+    table = pruning_table(timed.blocks[FULL], [(v, timed.blocks[v.name]) for v in variants])
+    assert table.set_index("variant").loc["L", "e2e_reduction"] == pytest.approx(0.2, abs=0.01)
+
+
+def test_paired_rounds_cancel_a_drifting_machine() -> None:
+    # the machine slows down 40 % over the experiment: two identical models timed in one block each,
+    # one after the other (the published card-10 design), differ by the drift; paired rounds do not
+    clock = iter(range(1000))
+
+    def time_model(m: object) -> TimedRun:
+        return _run(str(m), 10.0 * (1 + 0.04 * next(clock)), seed=0)
+
+    variants = [PruneVariant("same", "layers", 0.1, 0.1)]
+    timed = run_pruning_experiment(variants, lambda v: "m", time_model, rounds=5)
+    sequential = 1 - timed.blocks["same"][-1].median_ms / timed.blocks[FULL][0].median_ms
+    assert abs(sequential) > 0.2
+    paired = paired_rounds(timed.blocks[FULL], timed.blocks["same"])
+    assert paired.rounds == 5 and paired.ci_low <= 0.0 <= paired.ci_high
+    assert abs(paired.reduction) < 0.05
 
 
 def test_mismatched_shapes_are_refused() -> None:
     other = TimedRun("v", np.ones(5), "bert", "torch", "gpu0", "gpu", 1, 256)
     with pytest.raises(OrinprofError, match="seq 256, the full model on torch/gpu0 seq 128") as err:
-        pruning_table(_run("full", 1.0), [(PruneVariant("v", "layers", 0.1, 0.1), other)])
+        pruning_table([_run("full", 1.0)], [(PruneVariant("v", "layers", 0.1, 0.1), [other])])
     assert "same backend, device and shape" in err.value.one_line()
 
 

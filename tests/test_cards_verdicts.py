@@ -15,6 +15,7 @@ from conftest import REPO
 from orinprof import results
 from orinprof.cards import (
     AmdahlClaim,
+    Evidence,
     amdahl_check,
     amdahl_claim_from,
     load_claims,
@@ -27,6 +28,8 @@ from orinprof.cards import (
 from orinprof.errors import OrinprofError
 
 ORIN = "NVIDIA Jetson AGX Orin Developer Kit"
+#: run.json fingerprint of an AGX Orin 64GB in MAXN with locked clocks (telemetry.fingerprint)
+ORIN_FP = {"module_part": "p3701-0005", "device_id": "agx-orin-64gb", "nvpmodel_name": "MAXN", "jetson_clocks": "on"}
 
 
 def comparison_row(**over: Any) -> dict[str, Any]:
@@ -43,10 +46,21 @@ def comparison_row(**over: Any) -> dict[str, Any]:
         precision="int8-attn",
         attention_share_baseline=0.30,
         ffn_share_baseline=0.55,
+        ffn_reduction_ci_low=-0.01,
+        ffn_reduction_ci_high=0.01,
+        rounds=5,
         flags="",
     )
     row.update(over)
     return row
+
+
+def on_orin(*rows: dict[str, Any]) -> Evidence:
+    """The rows as evidence from fingerprinted AGX Orin 64GB runs with clean summary rows."""
+    run_ids = {r[k] for r in rows for k in ("run_id", "baseline_run_id")}
+    summary = pd.DataFrame([{"run_id": rid, "layer_sum_ms": 10.0, "unattributed_ms": 0.0} for rid in run_ids])
+    info = {rid: {"run_id": rid, "fingerprint": ORIN_FP} for rid in run_ids}
+    return Evidence({"comparison": frame(*rows), "summary": summary}, info)
 
 
 def frame(*rows: dict[str, Any]) -> pd.DataFrame:
@@ -59,7 +73,7 @@ def claims():  # type: ignore[no-untyped-def]
 
 
 def verdict_of(claims, row: dict[str, Any], claim_id: str = "c9-attention") -> pd.Series:  # type: ignore[no-untyped-def]
-    v = validate({"comparison": frame(row)}, claims)
+    v = validate(on_orin(row), claims)
     return v[v["claim_id"] == claim_id].iloc[0]
 
 
@@ -88,8 +102,8 @@ def test_on_target_verdicts_follow_the_ci(claims, ci, expected, check) -> None: 
             {"device": "Intel(R) Xeon(R) CPU", "backend": "onnxruntime", "baseline": "fp32"},
             "backend onnxruntime",
         ),
-        ({"device": "NVIDIA H100 80GB HBM3"}, "device NVIDIA H100"),
-        ({"device": "NVIDIA Jetson Orin NX 16GB"}, "device NVIDIA Jetson Orin NX"),
+        ({"model": "gpt2-tiny"}, "gpt2-tiny is of kind decoder"),
+        ({"batch": 8}, "batch 8"),
         ({"backend": "torch"}, "backend torch"),
         ({"baseline": "fp32"}, "baseline fp32"),
     ],
@@ -103,7 +117,7 @@ def test_off_target_evidence_is_shown_but_never_passed_off(claims, over, why) ->
     assert why in v["off_target_reason"]
 
 
-def test_run_json_fingerprint_can_put_a_bare_gpu_name_on_target(claims, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_run_json_fingerprint_decides_the_device(claims, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # CUDA names every Orin GPU just "Orin"; run.json's fingerprint says which module it was
     run = tmp_path / "20250101T000000-bert-base-tensorrt-ab12"
     run.mkdir()
@@ -113,15 +127,17 @@ def test_run_json_fingerprint_can_put_a_bare_gpu_name_on_target(claims, tmp_path
         attention_reduction_ci_low=0.38,
         attention_reduction_ci_high=0.42,
         run_id=run.name,
+        baseline_run_id=run.name,
     )
     frame(row).to_csv(run / "comparison.csv", index=False)
-    fingerprint = {"jetson_model": "NVIDIA Jetson Orin Nano Developer Kit"}
-    (run / "run.json").write_text(json.dumps({"schema_version": "1.0", "run_id": run.name, "fingerprint": fingerprint}))
+    summary = {c: np.nan for c in results.TABLES["summary"].names}
+    summary.update(run_id=run.name, precision="int8-attn", layer_sum_ms=10.0, unattributed_ms=0.0)
+    pd.DataFrame([summary]).to_csv(run / "summary.csv", index=False)
+    nano = {**ORIN_FP, "module_part": "p3767-0004", "device_id": "orin-nano-4gb"}
+    (run / "run.json").write_text(json.dumps({"schema_version": "1.0", "run_id": run.name, "fingerprint": nano}))
     v = validate(load_evidence([tmp_path]), claims)
     assert v[v["claim_id"] == "c9-attention"].iloc[0]["verdict"] == "measured-off-target"
-    (run / "run.json").write_text(
-        json.dumps({"schema_version": "1.0", "run_id": run.name, "fingerprint": {"jetson_model": ORIN}})
-    )
+    (run / "run.json").write_text(json.dumps({"schema_version": "1.0", "run_id": run.name, "fingerprint": ORIN_FP}))
     v = validate(load_evidence([run]), claims)
     assert v[v["claim_id"] == "c9-attention"].iloc[0]["verdict"] == "supported"
 
@@ -140,7 +156,7 @@ def test_each_reading_of_total_model_gets_its_own_plan(claims) -> None:  # type:
     allp = comparison_row(
         precision="int8-all", e2e_reduction=0.30, e2e_reduction_ci_low=0.27, e2e_reduction_ci_high=0.33
     )
-    v = validate({"comparison": frame(attn, allp)}, claims).set_index("claim_id")
+    v = validate(on_orin(attn, allp), claims).set_index("claim_id")
     assert v.loc["c9-e2e-int8-attn", "verdict"] == "contradicted"
     assert v.loc["c9-e2e-int8-all", "verdict"] == "supported"
 
@@ -156,6 +172,7 @@ def test_open_ranges_and_pruning_rows(claims) -> None:  # type: ignore[no-untype
         "batch": 1,
         "seq_len": 128,
         "params_removed_fraction": 0.5,
+        "rounds": 5,
         "status": "ok",
     }
     rows = [
@@ -245,6 +262,10 @@ def test_claim_naming_a_metric_the_results_lack(claims) -> None:  # type: ignore
         ({"card": "nine"}, "claim #1 (x).card: must be an integer"),
         ({"colour": "red"}, "unknown field(s) colour"),
         ({"where": {"nosuch": 1}}, "where.nosuch"),
+        ({"devices": ["agx-orin-65gb"]}, "claim #1 (x).devices: unknown device id 'agx-orin-65gb'"),
+        ({"model_kind": "llm"}, "claim #1 (x).model_kind: is 'llm'"),
+        ({"seq_range": [128]}, "claim #1 (x).seq_range: must be [low, high]"),
+        ({"device_pattern": "orin"}, "unknown field(s) device_pattern"),  # regexes over free text are gone
     ],
 )
 def test_bad_claims_name_the_field(edit: dict[str, Any], message: str) -> None:
@@ -261,6 +282,25 @@ def test_bad_claims_name_the_field(edit: dict[str, Any], message: str) -> None:
     with pytest.raises(OrinprofError) as err:
         parse_claims({"claim": [claim]})
     assert message in err.value.one_line()
+
+
+def test_seq_range_puts_other_lengths_off_target(claims) -> None:  # type: ignore[no-untyped-def]
+    claim = {
+        "id": "x",
+        "card": 9,
+        "text": "t",
+        "metric": "comparison.e2e_reduction",
+        "low": 0.2,
+        "high": 0.3,
+        "tolerance": "t",
+        "seq_range": [64, 256],
+        "min_rounds": 1,
+    }
+    parsed = parse_claims({"claim": [claim]})
+    row = comparison_row(e2e_reduction=0.25, e2e_reduction_ci_low=0.22, e2e_reduction_ci_high=0.28)
+    assert validate(on_orin(row), parsed).iloc[0]["verdict"] == "supported"
+    v = validate(on_orin({**row, "seq_len": 512}), parsed).iloc[0]
+    assert v["verdict"] == "measured-off-target" and "seq 512 outside 64–256" in v["off_target_reason"]
 
 
 def test_claims_must_cover_every_card_and_match_fronts(claims) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REPO
 from orinprof import results
+from orinprof.cards.verdicts import card9_ranges
 from orinprof.errors import OrinprofError
 from orinprof.report import build_report
 
@@ -211,3 +213,16 @@ def test_not_a_run_directory(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(OrinprofError, match=r"no summary\.csv"):
         build_report([tmp_path / "empty"], tmp_path / "out")
+
+
+def test_card_ranges_come_from_the_claims_file(tmp_path):
+    # claims.toml is the one owner of the card's ranges: edit it and the report follows
+    text = (REPO / "claims.toml").read_text()
+    assert card9_ranges(REPO / "claims.toml") == {"attention_reduction": (0.35, 0.45), "e2e_reduction": (0.25, 0.35)}
+    edited = tmp_path / "claims.toml"
+    stated = "tolerance = \"range stated by the card ('typically"
+    edited.write_text(text.replace(f"low = 0.25\nhigh = 0.35\n{stated}", f"low = 0.2\nhigh = 0.3\n{stated}"))
+    assert card9_ranges(edited)["e2e_reduction"] == (0.2, 0.3)
+    run = make_run(tmp_path / "results")
+    rep = build_report([run], tmp_path / "out", claims_file=tmp_path / "nowhere.toml")
+    assert any("card ranges: not shaded" in line for line in rep.skipped)

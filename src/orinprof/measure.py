@@ -113,11 +113,6 @@ class ProfileResult:
 # ----------------------------------------------------------------------------- small helpers
 
 
-def package_versions() -> dict[str, str]:
-    """Kept for callers of the old name; :func:`orinprof.results.package_versions` owns it."""
-    return results.package_versions()
-
-
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     x = np.asarray(a, dtype=np.float64).ravel()
     y = np.asarray(b, dtype=np.float64).ravel()
@@ -852,16 +847,16 @@ def _roofline(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Each layer's roofline floor on ``cfg.roofline_device`` and measured efficiency (floor ÷
     median), and the model-level figure: the sum of the floors ÷ the median of round medians."""
-    from orinprof import project
+    from orinprof import devices, roofline
 
     try:
-        device = project.get_device(cfg.roofline_device or "", results_dir=Path(cfg.results_dir))
-        nodes = project.project(exported.path, device, [plan] if plan.startswith("int8") else [])
+        device = devices.get_device(cfg.roofline_device or "", results_dir=Path(cfg.results_dir))
+        nodes = roofline.project(exported.path, device, [plan] if plan.startswith("int8") else [])
     except OrinprofError as err:
         log.warning("roofline skipped: %s", err.one_line())
         return layers, {}
     nodes = nodes[nodes["plan"] == (plan if plan.startswith("int8") else device.baseline)].assign(plan=plan)
-    floors = project.layer_floors(layers.assign(precision=plan), nodes).drop(columns=["precision"])
+    floors = roofline.layer_floors(layers.assign(precision=plan), nodes).drop(columns=["precision"])
     floor_ms = float(nodes["floor_ms"].sum())
     median = float(np.median([np.median(r) for r in round_latencies]))
     return floors, {

@@ -25,8 +25,8 @@ from orinprof.errors import MissingDependency, OrinprofError
 
 log = logging.getLogger(__name__)
 
-#: The drill card's claimed ranges, shaded on the sequence-length figure.
-CARD_RANGES = {"attention_reduction": (0.35, 0.45), "e2e_reduction": (0.25, 0.35)}
+#: claims.toml beside the working directory, as ``orinprof cards validate`` reads it by default
+DEFAULT_CLAIMS = Path("claims.toml")
 CLASS_COLOURS = {
     "attention": "#1f77b4",
     "ffn": "#ff7f0e",
@@ -65,6 +65,8 @@ class _Inputs:
     telemetry: pd.DataFrame | None
     verdicts: pd.DataFrame | None
     runs: list[dict[str, Any]]
+    #: card 9's claimed ranges by comparison column (from claims.toml), shaded on the sweep figure
+    card_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _run_dirs(sources: Sequence[Path]) -> list[Path]:
@@ -212,8 +214,9 @@ def _fig_seq_sweep(inp: _Inputs, plt: Any) -> Any:
     assert c is not None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, col in zip(axes, ("attention_reduction", "e2e_reduction"), strict=True):
-        lo, hi = CARD_RANGES[col]
-        ax.axhspan(lo, hi, color="#2ca02c", alpha=0.15, label=f"card's claim {lo:.0%}–{hi:.0%}")
+        if col in inp.card_ranges:
+            lo, hi = inp.card_ranges[col]
+            ax.axhspan(lo, hi, color="#2ca02c", alpha=0.15, label=f"card's claim {lo:.0%}–{hi:.0%}")
         for (plan, model), g in c.groupby(["precision", "model"]):
             g = g.sort_values("seq_len")
             ax.plot(g["seq_len"], g[col], marker="o", label=f"{model} {plan}")
@@ -358,10 +361,12 @@ def build_report(
     top_n: int = 15,
     title: str = "orinprof report",
     verdicts: Path | None = None,
+    claims_file: Path | None = DEFAULT_CLAIMS,
 ) -> Report:
     """Write ``report.html``, one PNG per figure and the CSVs used into ``out_dir``.
 
-    ``out_dir`` must be new or empty unless ``force`` (never silently overwrites).
+    ``out_dir`` must be new or empty unless ``force`` (never silently overwrites).  Card 9's claimed
+    ranges come from ``claims_file`` (their one owner); without it the sweep figure is not shaded.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -386,11 +391,17 @@ def build_report(
     lacking = _missing(inp.summary, "summary", ["model", "backend", "batch", "seq_len", "precision"])
     if lacking:
         raise OrinprofError(f"cannot build a report: {lacking}", "pass run directories written by `orinprof profile`")
+    skipped: list[str] = []
+    if claims_file is not None and Path(claims_file).is_file():
+        from orinprof.cards.verdicts import card9_ranges
+
+        inp.card_ranges = card9_ranges(Path(claims_file))
+    else:
+        skipped.append(f"card ranges: not shaded ({claims_file or 'no claims file'} not found)")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     figures: list[Figure] = []
     embedded: list[dict[str, str]] = []
-    skipped: list[str] = []
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 110, "font.size": 9})
     for key, fig_title, draw, needs in FIGURES:
         why = needs(inp)

@@ -11,7 +11,6 @@ Missing values stay missing (NaN plus a ``status`` column); nothing is filled wi
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from orinprof import stats
+from orinprof import identity, stats
 from orinprof.errors import OrinprofError
 from orinprof.plans import PLAN_NAMES
 
@@ -589,10 +588,10 @@ class RunInfo:
             created_utc=_now(),
             command=command,
             config=dict(config),
-            versions=dict(versions) if versions is not None else package_versions(),
+            versions=dict(versions) if versions is not None else identity.package_versions(),
             host={
                 "platform": platform.platform(),
-                "cpu": fp.get("cpu_model") or platform.processor() or platform.machine(),
+                "cpu": fp.get("cpu_model") or identity.cpu_model(),
                 "cpu_count": os.cpu_count() or 0,
             },
             fingerprint=fp,
@@ -621,23 +620,6 @@ class RunInfo:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python, orinprof (and its git revision) and the libraries a run may use."""
-    out = {"python": platform.python_version(), "orinprof": _version("orinprof"), "git": git_version()}
-    for name in ("numpy", "pandas", "onnx", "onnxruntime", "onnxconverter-common", "torch", "tensorrt"):
-        v = _version(name)
-        if v:
-            out[name] = v
-    return out
-
-
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
 
 
 def new_run_id(model: str, backend: str, now: datetime | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from orinprof.telemetry import ReaderOptions, open_session
 from orinprof.telemetry.fingerprint import (
     cpu_model,
+    device_identity,
     fingerprint,
     jetson_clocks_state,
     l4t_release,
@@ -113,3 +115,30 @@ def test_cpu_model_x86(tmp_path: Path) -> None:
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc" / "cpuinfo").write_text("processor\t: 0\nmodel name\t: Some CPU @ 2GHz\n")
     assert cpu_model(tmp_path) == "Some CPU @ 2GHz"
+
+
+@pytest.mark.parametrize(
+    ("compatible", "part", "device_id"),
+    [
+        # device-tree `compatible` as NVIDIA's AGX Orin DTBs write it (carrier+module, then the SoC)
+        (b"nvidia,p3737-0000+p3701-0005\x00nvidia,p3737-0000\x00nvidia,tegra234\x00", "p3701-0005", "agx-orin-64gb"),
+        (b"nvidia,p3737-0000+p3701-0004\x00nvidia,tegra234\x00", "p3701-0004", "agx-orin-32gb"),
+        (b"nvidia,p3737-0000+p3701-0000\x00nvidia,tegra234\x00", "p3701-0000", "agx-orin-devkit-p3701-0000"),
+        (b"nvidia,p3737-0000\x00nvidia,tegra234\x00", None, None),  # carrier only: cannot tell
+    ],
+)
+def test_device_identity_from_the_module_part_number(
+    tmp_path: Path, compatible: bytes, part: str | None, device_id: str | None
+) -> None:
+    root = _jetson_root(tmp_path, clocks_on=True)
+    (root / "proc" / "device-tree" / "compatible").write_bytes(compatible)
+    fp = fingerprint(proc_root=root, etc_root=root, sysfs_root=root, nvpmodel_cmd=(), probe_gpu=False)
+    assert (fp["module_part"], fp["device_id"]) == (part, device_id)
+    assert device_identity(fp) == device_id
+    assert ("device_id" in fp["reasons"]) == (device_id is None)
+    # free text never identifies a module: CUDA calls every Orin GPU "Orin"
+    assert device_identity({"device_model": "NVIDIA Jetson AGX Orin 64GB", "gpu_name": "Orin"}) is None
+
+
+def test_cpu_model_without_cpuinfo_falls_back_to_platform(tmp_path: Path) -> None:
+    assert cpu_model(tmp_path) == (platform.processor() or platform.machine() or "unknown")

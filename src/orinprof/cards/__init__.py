@@ -1,5 +1,6 @@
 """Drill cards × measurements: ``cards.tsv`` claims → ``verdicts`` with evidence, the Amdahl check,
-the experiments behind cards 3, 6 and 10, and the Anki export.
+the experiments behind cards 3 (:mod:`~orinprof.cards.outliers`) and 6 and 10
+(:mod:`~orinprof.cards.pruning`), and the Anki export.
 
 Importing this package registers the ``verdicts``, ``pruning`` and ``outliers`` tables.
 """
@@ -7,13 +8,14 @@ Importing this package registers the ``verdicts``, ``pruning`` and ``outliers`` 
 from orinprof.cards.anki import export_deck, note_guid
 from orinprof.cards.claims import Claim, Claims, NotMeasurable, load_claims, parse_claims
 from orinprof.cards.deck import DECK_NAME, Card, CardDeck, format_cards, parse_cards, plain_text, read_cards
-from orinprof.cards.experiments import (
+from orinprof.cards.outliers import activation_outlier_stats, outlier_experiment
+from orinprof.cards.pruning import (
     PruneVariant,
+    PruningRounds,
     TimedRun,
-    activation_outlier_stats,
     default_variants,
     matched_head_fraction,
-    outlier_experiment,
+    paired_rounds,
     pruning,
     pruning_table,
     pruning_variants,
@@ -27,6 +29,7 @@ from orinprof.cards.verdicts import (
     Evidence,
     amdahl_check,
     amdahl_claim_from,
+    card9_ranges,
     load_evidence,
     seq_sweep_table,
     unused_path,
@@ -46,10 +49,12 @@ __all__ = [
     "Evidence",
     "NotMeasurable",
     "PruneVariant",
+    "PruningRounds",
     "TimedRun",
     "activation_outlier_stats",
     "amdahl_check",
     "amdahl_claim_from",
+    "card9_ranges",
     "default_variants",
     "export_deck",
     "format_cards",
@@ -58,6 +63,7 @@ __all__ = [
     "matched_head_fraction",
     "note_guid",
     "outlier_experiment",
+    "paired_rounds",
     "parse_cards",
     "parse_claims",
     "plain_text",

@@ -2,14 +2,16 @@
 
 Each ``[[claim]]`` names a metric as ``table.column`` of a registered results table, the rows it
 applies to (``where``), the claimed range with the reason for its tolerance, and the target the
-claim is about (device pattern, backends, baseline plan).  Each ``[[not_measurable]]`` names a card
+claim is about: the device as the fingerprint identifies it (``devices``, ids of
+:data:`orinprof.identity.MODULE_DEVICE_IDS`), power mode and clock state, batch, model kind,
+sequence range, backends and baseline plan.  ``min_rounds`` (file-wide, or per claim) is how many
+interleaved rounds of evidence a pass or fail needs.  Each ``[[not_measurable]]`` names a card
 without a latency number and says why.  Every card of the deck must appear in one of the two.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 from orinprof import results
 from orinprof.cards.deck import CardDeck
 from orinprof.errors import OrinprofError
+from orinprof.identity import MODULE_DEVICE_IDS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,8 +29,11 @@ else:  # pragma: no cover - JetPack 6 ships Python 3.10
     import tomli as tomllib
 
 CLAIMS_SCHEMA = 1
+#: rounds of evidence a supported/contradicted verdict needs unless claims.toml says otherwise
+DEFAULT_MIN_ROUNDS = 5
 
 Scalar = str | int | float | bool
+MODEL_KINDS = ("encoder", "decoder")
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,16 @@ class Claim:
     claimed: float | None = None
     where: Mapping[str, Scalar] = field(default_factory=dict)
     target: str = "any"  # human label of the device the claim is about
-    device_pattern: str = ""  # regex over device strings; empty = any device
+    devices: tuple[str, ...] = ()  # device ids the fingerprint must show; empty = any device
+    device_kinds: tuple[str, ...] = ()  # `cpu`/`gpu`/`jetson` (the runner's kind); empty = any
+    power_mode: str | None = None  # nvpmodel name the fingerprint must show (e.g. MAXN)
+    clocks_locked: bool = False  # the fingerprint must show jetson_clocks on
+    batch: int | None = None
+    model_kind: str | None = None  # `encoder` / `decoder` (models.ModelSpec.kind)
+    seq_range: tuple[int, int] | None = None  # inclusive sequence-length range
     backends: tuple[str, ...] = ()  # empty = any backend
     baseline: str | None = None  # the baseline plan the claim assumes
+    min_rounds: int | None = None  # None: the file's min_rounds
     conditions: str = ""
     front_starts: str = ""
 
@@ -76,9 +89,28 @@ class Claims:
     claims: tuple[Claim, ...]
     not_measurable: tuple[NotMeasurable, ...] = ()
     source: str = "claims.toml"
+    min_rounds: int = DEFAULT_MIN_ROUNDS
 
     def for_card(self, card: int) -> list[Claim]:
         return [c for c in self.claims if c.card == card]
+
+    def rounds_needed(self, claim: Claim) -> int:
+        return self.min_rounds if claim.min_rounds is None else claim.min_rounds
+
+    def card_range(self, card: int, column: str, plan: str | None = None) -> tuple[float, float]:
+        """The claimed ``(low, high)`` of ``card``'s claim on ``column`` (e.g. ``e2e_reduction``),
+        for the claim selecting ``plan`` when several do: the one owner of the cards' ranges."""
+        found = [
+            c
+            for c in self.for_card(card)
+            if c.column == column and (plan is None or c.where.get("precision", plan) == plan)
+        ]
+        if not found:
+            raise OrinprofError(
+                f"{self.source} has no card {card} claim on {column}" + (f" for {plan}" if plan else ""),
+                "add the [[claim]] to claims.toml",
+            )
+        return found[0].low, found[0].high
 
     def get(self, claim_id: str) -> Claim:
         for c in self.claims:
@@ -97,7 +129,7 @@ def _field_error(source: str, where: str, what: str, hint: str | None = None) ->
 
 def parse_claims(data: Mapping[str, Any], source: str = "claims.toml", deck: CardDeck | None = None) -> Claims:
     """Build :class:`Claims` from parsed TOML; every problem names the claim and field."""
-    from orinprof.cards import experiments  # noqa: F401  (registers the experiment tables)
+    from orinprof.cards import outliers, pruning  # noqa: F401  (register the experiment tables)
 
     version = data.get("schema_version", CLAIMS_SCHEMA)
     if version != CLAIMS_SCHEMA:
@@ -129,9 +161,18 @@ def parse_claims(data: Mapping[str, Any], source: str = "claims.toml", deck: Car
             claimed=None if raw.get("claimed") is None else _float(raw["claimed"], source, f"{label}.claimed"),
             where=dict(raw.get("where", {})),
             target=str(raw.get("target", "any")),
-            device_pattern=str(raw.get("device_pattern", "")),
+            devices=tuple(str(d) for d in raw.get("devices", ())),
+            device_kinds=tuple(str(d) for d in raw.get("device_kinds", ())),
+            power_mode=None if raw.get("power_mode") is None else str(raw["power_mode"]),
+            clocks_locked=bool(raw.get("clocks_locked", False)),
+            batch=None if raw.get("batch") is None else _int(raw["batch"], source, f"{label}.batch"),
+            model_kind=None if raw.get("model_kind") is None else str(raw["model_kind"]),
+            seq_range=_seq_range(raw.get("seq_range"), source, f"{label}.seq_range"),
             backends=tuple(str(b) for b in raw.get("backends", ())),
             baseline=None if raw.get("baseline") is None else str(raw["baseline"]),
+            min_rounds=(
+                None if raw.get("min_rounds") is None else _int(raw["min_rounds"], source, f"{label}.min_rounds")
+            ),
             conditions=str(raw.get("conditions", "")),
             front_starts=str(raw.get("front_starts", "")),
         )
@@ -155,7 +196,8 @@ def parse_claims(data: Mapping[str, Any], source: str = "claims.toml", deck: Car
                 "is empty",
                 "say why the card has no measurable number",
             )
-    result = Claims(tuple(claims), tuple(skipped), source)
+    min_rounds = _int(data.get("min_rounds", DEFAULT_MIN_ROUNDS), source, "min_rounds")
+    result = Claims(tuple(claims), tuple(skipped), source, min_rounds)
     if deck is not None:
         check_against_deck(result, deck)
     return result
@@ -165,6 +207,15 @@ def _int(value: Any, source: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _field_error(source, where, f"must be an integer, not {value!r}")
     return value
+
+
+def _seq_range(value: Any, source: str, where: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _field_error(source, where, f"must be [low, high], not {value!r}")
+    low, high = (_int(v, source, where) for v in value)
+    return low, high
 
 
 def _float(value: Any, source: str, where: str) -> float:
@@ -202,11 +253,14 @@ def _check_claim(claim: Claim, source: str, label: str) -> None:
             raise _field_error(source, f"{label}.where.{key}", f"table {claim.table!r} has no column {key!r}")
     if not claim.low <= claim.high:
         raise _field_error(source, f"{label}.low/high", f"low {claim.low:g} is above high {claim.high:g}")
-    if claim.device_pattern:
-        try:
-            re.compile(claim.device_pattern)
-        except re.error as err:
-            raise _field_error(source, f"{label}.device_pattern", f"is not a regular expression ({err})") from err
+    known = set(MODULE_DEVICE_IDS.values())
+    for device in claim.devices:
+        if device not in known:
+            raise _field_error(
+                source, f"{label}.devices", f"unknown device id {device!r}", "ids: " + ", ".join(sorted(known))
+            )
+    if claim.model_kind not in (None, *MODEL_KINDS):
+        raise _field_error(source, f"{label}.model_kind", f"is {claim.model_kind!r}", "use encoder or decoder")
 
 
 def check_against_deck(claims: Claims, deck: CardDeck) -> None:

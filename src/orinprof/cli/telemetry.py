@@ -19,10 +19,9 @@ telemetry_app = sub_app("telemetry", "Telemetry tools: convert recorded tegrasta
 def doctor() -> None:
     """Show what is available here (backends, runtimes, telemetry, device, power mode) and the next
     step for each missing piece.  Example: orinprof doctor"""
-    from orinprof.backends import available
-    from orinprof.telemetry.doctor import Check, doctor_checks
+    from orinprof.doctor import doctor_checks
 
-    checks = [Check("backend", b.name, b.ok, b.reason or "ok") for b in available()] + doctor_checks()
+    checks = doctor_checks()
     table = Table(title="orinprof doctor")
     for column in ("area", "item", "status", "detail", "next step"):
         table.add_column(column, overflow="fold")

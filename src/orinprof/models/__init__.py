@@ -46,6 +46,11 @@ class ModelSpec:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def kind(self) -> str:
+        """``encoder`` (BERT, ViT: bidirectional attention) or ``decoder`` (GPT-2, Llama: causal)."""
+        return "encoder" if self.family in ("bert", "vit") else "decoder"
+
+    @property
     def seq_is_fixed_by_image(self) -> bool:
         return self.family == "vit"
 

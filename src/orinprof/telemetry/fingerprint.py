@@ -8,7 +8,6 @@ from ``importlib.metadata``; no heavy module is imported to learn its version.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata as md
 import json
 import logging
 import platform
@@ -19,6 +18,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from orinprof.identity import cpu_model, device_identity, dist_version, module_part
+
+__all__ = ["cpu_model", "device_identity", "fingerprint", "module_part", "summary_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -155,44 +158,11 @@ def cuda_version(cuda_root: Path | str = "/usr/local/cuda") -> str | None:
     except OSError:
         pass
     for dist in ("nvidia-cuda-runtime-cu13", "nvidia-cuda-runtime-cu12", "nvidia-cuda-runtime-cu11"):
-        version = _dist_version(dist)
+        version = dist_version(dist)
         if version:
             return version
     torch = sys.modules.get("torch")  # only if the caller already imported it
     return getattr(getattr(torch, "version", None), "cuda", None) if torch else None
-
-
-def cpu_model(proc_root: Path | str = "/") -> str | None:
-    """``model name`` from /proc/cpuinfo; on Arm (no model name) the implementer/part pair."""
-    try:
-        text = (Path(proc_root) / "proc" / "cpuinfo").read_text(errors="replace")
-    except OSError:
-        return None
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() not in fields:
-            fields[key.strip()] = value.strip()
-    if fields.get("model name"):
-        return fields["model name"]
-    part = fields.get("CPU part")
-    if part:
-        # a few Arm parts seen on Jetsons (Arm/NVIDIA technical reference manuals)
-        names = {
-            "0xd42": "Arm Cortex-A78AE",
-            "0xd08": "Arm Cortex-A72",
-            "0xd07": "Arm Cortex-A57",
-            "0x004": "NVIDIA Carmel",
-        }
-        return names.get(part.lower(), f"Arm implementer {fields.get('CPU implementer', '?')} part {part}")
-    return fields.get("Hardware") or None
-
-
-def _dist_version(name: str) -> str | None:
-    try:
-        return md.version(name)
-    except md.PackageNotFoundError:
-        return None
 
 
 def gpu_identity(soc: str | None) -> tuple[str | None, str | None, str]:
@@ -259,20 +229,26 @@ def fingerprint(
         "gpu_name": gpu_name,
         "compute_capability": cc,
         "cuda_version": cuda_version(cuda_root),
-        "cpu_model": cpu_model(proc_root) or platform.processor() or None,
+        "cpu_model": cpu_model(proc_root),
         "kernel": platform.release(),
         "machine": platform.machine(),
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
     for key, dists in _PACKAGES:
-        fp[key] = next((v for v in map(_dist_version, dists) if v), None)
+        fp[key] = dist_version(*dists)
+    fp["module_part"] = module_part(proc_root)
+    fp["device_id"] = device_identity(fp)
+    if fp["device_id"] is None and soc:
+        reasons["device_id"] = f"module part {fp['module_part'] or 'unknown'} is not in orinprof's module table"
     fp["reasons"] = reasons
     return fp
 
 
 #: fingerprint keys copied into summary rows (as ``fp_<key>`` would be noise: names are unique)
 SUMMARY_KEYS = (
+    "device_id",
+    "module_part",
     "device_model",
     "l4t",
     "jetpack",

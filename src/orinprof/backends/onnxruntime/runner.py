@@ -15,7 +15,6 @@ import importlib.util
 import json
 import logging
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import pandas as pd
 
 from orinprof.backends.base import BackendInfo, Feed, Progress, Runner
 from orinprof.errors import MissingDependency, OrinprofError
+from orinprof.identity import cpu_model  # the one CPU-model answer (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +42,6 @@ def probe() -> tuple[bool, str]:
     import onnxruntime as ort
 
     return True, f"onnxruntime {ort.__version__}; providers: {', '.join(ort.get_available_providers())}"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class OnnxRuntimeRunner(Runner):

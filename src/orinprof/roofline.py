@@ -20,8 +20,13 @@ Per ONNX node (costs from :mod:`orinprof.costs`) and per precision plan::
 * Per nvpmodel mode the peaks scale with ``TPCs/all TPCs × GPU clock/max clock`` and the bandwidth
   with ``EMC clock/max EMC clock`` (the caps from NVIDIA's nvpmodel files; see devices.toml).
 
-The device table lives in ``orinprof/data/devices.toml``; every figure has a source string.
-``local-cpu`` is calibrated at run time (:func:`calibrate_cpu`), never guessed.
+* Fused multi-head attention is modelled with fusion (``fused_mha``): TensorRT's fused MHA kernels
+  keep the attention probabilities P = Softmax(QKᵀ) on chip, so the S²·H tensor between Softmax and
+  the P·V MatMul is neither written nor read (results audit §5.4: for bert-base fp16 at S=512 that
+  phantom traffic was ~151 MB per pass, comparable to the weights).
+
+The device table is :mod:`orinprof.devices`.  :func:`projection_tables` is what ``orinprof project``
+asks for (a :class:`ProjectionRequest` in, named tables out); :func:`write_projection` writes them.
 """
 
 from __future__ import annotations
@@ -29,13 +34,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import platform
-import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +43,13 @@ import numpy as np
 import onnx
 import pandas as pd
 
-from orinprof.costs import dynamic_dims, node_costs
+from orinprof.costs import QDQ_OPS, VIEW_OPS, dynamic_dims, node_costs
+from orinprof.devices import Device, device_record, get_device
 from orinprof.errors import OrinprofError
 from orinprof.plans import INT8_PLAN_NAMES
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - JetPack 6 ships Python 3.10
-    import tomli as tomllib
-
 log = logging.getLogger(__name__)
 
-#: The drill card's claims (cards.tsv): INT8 attention ~40 % faster, whole model 25–35 % faster.
-#: "~40 %" is read as 35–45 %.
-CARD_RANGES: dict[str, tuple[float, float]] = {"attention": (0.35, 0.45), "e2e": (0.25, 0.35)}
 INT8_PLANS = INT8_PLAN_NAMES
 DEFAULT_SEQS = (64, 128, 256, 384, 512, 1024, 2048)
 
@@ -69,190 +62,7 @@ MLPERF_BERT_SOURCE = (
     "MLPerf Inference v2.0–v3.1 closed/NVIDIA Orin_TRT bert-99 SingleStream p90 5.622–7.634 ms (jetson_anchors.md §6.1)"
 )
 
-_PEAK_KEYS = {"fp32": "fp32_tflops", "fp16": "fp16_tflops", "int8": "int8_tops"}
 _TENSOR_KINDS = ("gemm", "matmul", "conv")
-
-
-# ----------------------------------------------------------------------------- devices
-
-
-@dataclass(frozen=True)
-class Device:
-    """One device in one power mode, with the figures the projection uses."""
-
-    key: str
-    name: str
-    kind: str  # "jetson" | "gpu" | "cpu"
-    mode: str
-    peak_tflops: Mapping[str, float]  # "fp32", "fp16", "int8" → TFLOP/s (TOP/s for int8), mode-scaled
-    bandwidth_gbs: float  # mode-scaled
-    bandwidth_basis: str  # "achievable" | "datasheet" | "measured"
-    sources: Mapping[str, str] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-
-    @property
-    def baseline(self) -> str:
-        return "fp32" if self.kind == "cpu" else "fp16"
-
-
-def devices_path() -> Path:
-    return Path(str(resources.files("orinprof") / "data" / "devices.toml"))
-
-
-def device_table(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """The raw device table (``devices.toml``)."""
-    with open(path or devices_path(), "rb") as f:
-        return dict(tomllib.load(f)["devices"])
-
-
-def device_names() -> list[str]:
-    return list(device_table())
-
-
-def get_device(
-    name: str,
-    mode: str | None = None,
-    bandwidth: str = "achievable",
-    results_dir: Path | None = Path("results"),
-    recalibrate: bool = False,
-) -> Device:
-    """A :class:`Device` in ``mode`` (default: the table's default mode).
-
-    ``bandwidth="achievable"`` uses a measured bandwidth where the table has one (and says so in
-    ``bandwidth_basis``), else the datasheet figure.  ``local-cpu`` is calibrated (and cached under
-    ``results_dir/calibration``).
-    """
-    table = device_table()
-    if name not in table:
-        raise OrinprofError(f"unknown device {name!r}", "choose one of: " + ", ".join(table))
-    if bandwidth not in ("achievable", "datasheet"):
-        raise OrinprofError(f"unknown bandwidth basis {bandwidth!r}", "choose achievable or datasheet")
-    entry = table[name]
-    modes = dict(entry.get("modes", {}))
-    mode = mode or str(entry.get("default_mode", next(iter(modes), "default")))
-    if mode not in modes:
-        raise OrinprofError(f"device {name} has no mode {mode!r}", "choose one of: " + ", ".join(modes))
-    if entry.get("calibrated"):
-        return _calibrated_cpu(name, entry, mode, results_dir, recalibrate)
-
-    m = modes[mode]
-    sources = {k[: -len("_source")]: str(v) for k, v in entry.items() if k.endswith("_source")}
-    sources["mode"] = str(m.get("source", ""))
-    notes: list[str] = []
-    compute_scale = 1.0
-    if "gpu_mhz" in m:
-        compute_scale = (float(m["tpcs"]) / float(entry["tpc_count"])) * (
-            float(m["gpu_mhz"]) / float(entry["gpu_max_mhz"])
-        )
-    bw_scale = float(m["emc_mhz"]) / float(entry["emc_max_mhz"]) if "emc_mhz" in m else 1.0
-    if compute_scale != 1.0 or bw_scale != 1.0:
-        notes.append(
-            f"{mode}: peaks × {compute_scale:.3f} (TPCs × GPU clock vs max), bandwidth × {bw_scale:.3f} "
-            "(EMC clock vs max)"
-        )
-    peaks = {p: float(entry[k]) * compute_scale for p, k in _PEAK_KEYS.items()}
-    if bandwidth == "achievable" and "bandwidth_achievable_gbs" in entry:
-        bw, basis = float(entry["bandwidth_achievable_gbs"]), "achievable"
-    else:
-        bw, basis = float(entry["bandwidth_gbs"]), "datasheet"
-    return Device(
-        name, str(entry["name"]), str(entry["kind"]), mode, peaks, bw * bw_scale, basis, sources, tuple(notes)
-    )
-
-
-def _cpu_id() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{platform.node()}|{model}|{os.cpu_count()}"
-
-
-def calibrate_cpu(cache_dir: Path | None = Path("results") / "calibration", force: bool = False) -> dict[str, Any]:
-    """Measure this CPU: FP32 GEMM rate (numpy BLAS, 1024³ and 2048³, best of several) and a large
-    copy's bandwidth (numpy, 256 MiB, read + write counted).  Cached per host/CPU in ``cache_dir``.
-
-    An INT8 GEMM rate is added by ``scripts/calibrate_cpu.py`` (ONNX Runtime MatMulInteger); without
-    it the INT8 peak is taken as the FP32 one and the projection says so.
-    """
-    cache = Path(cache_dir) / "local-cpu.json" if cache_dir is not None else None
-    cpu = _cpu_id()
-    if cache is not None and cache.exists() and not force:
-        try:
-            data = json.loads(cache.read_text())
-            if data.get("cpu") == cpu:
-                return dict(data)
-        except json.JSONDecodeError:
-            log.warning("ignoring unreadable calibration cache %s", cache)
-    log.info("calibrating local CPU (GEMM rate and copy bandwidth, a few seconds)")
-    best = 0.0
-    for n in (1024, 2048):
-        a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-        b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-        a @ b  # warm-up: thread pool start, page faults
-        for _ in range(3):
-            t0 = time.perf_counter()
-            a @ b
-            dt = time.perf_counter() - t0
-            best = max(best, 2.0 * n**3 / dt)
-    src = np.ones(64 * 1024 * 1024, dtype=np.float32)  # 256 MiB: far beyond any cache
-    dst = np.empty_like(src)
-    np.copyto(dst, src)
-    bw = 0.0
-    for _ in range(5):
-        t0 = time.perf_counter()
-        np.copyto(dst, src)
-        dt = time.perf_counter() - t0
-        bw = max(bw, 2.0 * src.nbytes / dt)
-    measured: dict[str, Any] = {
-        "cpu": cpu,
-        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "fp32_gemm_flops": best,
-        "fp32_gemm_source": "numpy float32 matmul 1024³/2048³, best of 3 after a warm-up",
-        "copy_bandwidth_bytes_s": bw,
-        "copy_bandwidth_source": "numpy copyto of 256 MiB, best of 5, bytes read + written",
-        "numpy": np.__version__,
-    }
-    if cache is not None:
-        old = {}
-        if cache.exists():
-            try:
-                old = json.loads(cache.read_text())
-            except json.JSONDecodeError:
-                old = {}
-        if old.get("cpu") == cpu and "int8_gemm_ops" in old:  # keep the script's INT8 figure
-            measured.update({k: v for k, v in old.items() if k.startswith("int8_gemm")})
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(measured, indent=2) + "\n")
-    return measured
-
-
-def _calibrated_cpu(name: str, entry: Mapping[str, Any], mode: str, results_dir: Path | None, force: bool) -> Device:
-    cal = calibrate_cpu(None if results_dir is None else Path(results_dir) / "calibration", force=force)
-    fp32 = float(cal["fp32_gemm_flops"]) / 1e12
-    notes = []
-    sources = {
-        "fp32_tflops": f"{cal['fp32_gemm_source']} ({cal['measured_utc']})",
-        "bandwidth_gbs": f"{cal['copy_bandwidth_source']} ({cal['measured_utc']})",
-    }
-    if "int8_gemm_ops" in cal:
-        int8 = float(cal["int8_gemm_ops"]) / 1e12
-        sources["int8_tops"] = str(cal.get("int8_gemm_source", "scripts/calibrate_cpu.py"))
-    else:
-        int8 = fp32
-        sources["int8_tops"] = "not calibrated: taken = FP32 rate (run scripts/calibrate_cpu.py)"
-        notes.append("INT8 GEMM peak not calibrated; assumed equal to FP32 (run scripts/calibrate_cpu.py)")
-    peaks = {"fp32": fp32, "fp16": fp32, "int8": int8}
-    bw = float(cal["copy_bandwidth_bytes_s"]) / 1e9
-    return Device(name, str(entry["name"]), "cpu", mode, peaks, bw, "measured", sources, tuple(notes))
-
-
-# ----------------------------------------------------------------------------- projection
 
 
 def _load(model: onnx.ModelProto | Path | str) -> tuple[onnx.ModelProto, str]:
@@ -287,7 +97,8 @@ def _classes(model: onnx.ModelProto, classes: pd.DataFrame | None) -> pd.DataFra
 
 
 def _int8_nodes(classes: pd.DataFrame, plan: str) -> set[str]:
-    from orinprof.quantize import get_plan, nodes_for_plan
+    from orinprof.plans import get_plan
+    from orinprof.quantize import nodes_for_plan
 
     return set(nodes_for_plan(classes, get_plan(plan)))
 
@@ -303,6 +114,7 @@ def project(
     classes: pd.DataFrame | None = None,
     efficiency: Mapping[str, float] | None = None,
     fusion: bool = True,
+    fused_mha: bool | None = None,
 ) -> pd.DataFrame:
     """Per node and plan (the baseline first): FLOPs, bytes, roofline floor and projected time.
 
@@ -310,7 +122,8 @@ def project(
     memory_ms, floor_ms, bound, efficiency, time_ms, status``.  ``classes`` is a ``layer_classes``
     table (default: :func:`orinprof.classify.classify`).  ``fusion`` drops the bytes that pointwise
     fusion keeps on chip (``fused_*_bytes`` in :func:`orinprof.costs.node_costs`), as TensorRT and
-    ONNX Runtime fuse bias, activation and residual ops into their neighbours.
+    ONNX Runtime fuse bias, activation and residual ops into their neighbours.  ``fused_mha``
+    (default: as ``fusion``) also keeps the attention probabilities on chip (:func:`fused_mha_bytes`).
     """
     proto, _ = _load(model)
     dev = get_device(device, mode) if isinstance(device, str) else device
@@ -323,6 +136,9 @@ def project(
             + (f" (dynamic inputs: {', '.join(dims)})" if dims else ""),
             "pass --seq N and --batch N to fix the input shapes",
         )
+    mha = fused_mha_bytes(proto, costs) if (fusion if fused_mha is None else fused_mha) else None
+    costs["mha_in_bytes"] = 0.0 if mha is None else mha["mha_in_bytes"].to_numpy()
+    costs["mha_out_bytes"] = 0.0 if mha is None else mha["mha_out_bytes"].to_numpy()
     cls = _classes(proto, classes)
     costs = costs.merge(cls[["node", "layer_class", "block"]], on="node", how="left")
     costs["layer_class"] = costs["layer_class"].fillna("other")
@@ -334,6 +150,65 @@ def project(
         int8 = _int8_nodes(cls, plan) if plan.startswith("int8") else set()
         frames.append(_project_plan(costs, dev, plan, int8, scale, eff, fusion))
     return pd.concat(frames, ignore_index=True)
+
+
+def fused_mha_bytes(proto: onnx.ModelProto, costs: pd.DataFrame) -> pd.DataFrame:
+    """Bytes a fused multi-head-attention kernel keeps on chip, per node (rows as ``costs``, which
+    :func:`orinprof.costs.node_costs` emits one per graph node, in order).
+
+    A Softmax whose output is read only by activation MatMuls (the P·V product; views and
+    activation Q/DQ looked through) is the attention core: TensorRT's fused MHA (and FlashAttention)
+    computes P tile by tile and never stores it.  So the Softmax does not write P
+    (``mha_out_bytes`` = its output bytes) and the P·V MatMul does not read it (``mha_in_bytes`` =
+    P's elements at the size P·V would read: 1 byte behind an activation DequantizeLinear, as
+    :mod:`orinprof.costs` counts it, else the Softmax output's size).  The S = QKᵀ side is already
+    on chip under pointwise fusion (``fused_*_bytes``: scale → mask → Softmax)."""
+    nodes = list(proto.graph.node)
+    if len(nodes) != len(costs):
+        raise OrinprofError("cost rows do not match the graph's nodes", "pass node_costs() of the same graph")
+    index = {id(n): i for i, n in enumerate(nodes)}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in nodes:
+        for t in n.input:
+            if t:
+                consumers.setdefault(t, []).append(n)
+    constants = {i.name for i in proto.graph.initializer}
+    graph_outputs = {o.name for o in proto.graph.output}
+    mha_in = np.zeros(len(nodes))
+    mha_out = np.zeros(len(nodes))
+    act_out = costs["act_out_bytes"].to_numpy(dtype=float)
+    for k, node in enumerate(nodes):
+        if node.op_type != "Softmax" or not node.output or not act_out[k] > 0:
+            continue
+        readers: list[tuple[onnx.NodeProto, bool]] = []  # (consumer, reached through a Quantize)
+        frontier = [(node.output[0], False)]
+        escapes = False  # P (or a view of it) is a graph output: it must reach memory
+        while frontier:
+            tensor, quantized = frontier.pop()
+            escapes = escapes or tensor in graph_outputs
+            for c in consumers.get(tensor, []):
+                if c.op_type in VIEW_OPS or c.op_type in QDQ_OPS:
+                    frontier += [(o, quantized or c.op_type == "QuantizeLinear") for o in c.output if o]
+                else:
+                    readers.append((c, quantized))
+        activation_matmuls = [
+            (c, q) for c, q in readers if c.op_type == "MatMul" and not any(t in constants for t in c.input)
+        ]
+        if escapes or not readers or len(activation_matmuls) != len(readers):
+            continue  # P is also read elsewhere (or by a weight GEMM): it must reach memory
+        mha_out[k] = act_out[k]
+        element = _tensor_size(proto, node.output[0])
+        for reader, quantized in activation_matmuls:
+            mha_in[index[id(reader)]] += act_out[k] / element * (1 if quantized else element)
+    return pd.DataFrame({"node": costs["node"], "mha_in_bytes": mha_in, "mha_out_bytes": mha_out})
+
+
+def _tensor_size(proto: onnx.ModelProto, name: str) -> int:
+    """Element size of tensor ``name`` (from the graph's value infos; the graph's float size else)."""
+    for info in [*proto.graph.value_info, *proto.graph.output]:
+        if info.name == name and info.type.tensor_type.elem_type:
+            return int(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)).itemsize)
+    return _graph_float_size(proto)
 
 
 def _project_plan(
@@ -351,6 +226,7 @@ def _project_plan(
     act_in, act_out = df["act_in_bytes"], df["act_out_bytes"]
     if fusion:
         act_in, act_out = act_in - df["fused_in_bytes"], act_out - df["fused_out_bytes"]
+    act_in, act_out = act_in - df["mha_in_bytes"], act_out - df["mha_out_bytes"]
     operand = (df["weight_bytes"] + act_in) * scale
     out_bytes = act_out * scale
     df["precision"] = np.where(is_int8, "int8", dev.baseline)
@@ -461,19 +337,20 @@ def project_preset(
     return out
 
 
-def card_crossing(sweep: pd.DataFrame, ranges: Mapping[str, tuple[float, float]] = CARD_RANGES) -> pd.DataFrame:
+def card_crossing(sweep: pd.DataFrame, ranges: Mapping[str, tuple[float, float]]) -> pd.DataFrame:
     """Per INT8 plan and claim: the sequence lengths whose projected reduction lies in the card's
-    range (``first_seq_in_range`` empty when none does)."""
+    range (``first_seq_in_range`` empty when none does).  ``ranges`` maps a reduction column
+    (``attention_reduction``, ``e2e_reduction``) to the claimed range: read them from claims.toml
+    (:func:`orinprof.cards.verdicts.card9_ranges`), their one owner."""
     rows = []
     for plan, g in sweep[sweep["plan"].str.startswith("int8")].groupby("plan", sort=False):
         g = g.sort_values("seq_len")
-        for claim, (lo, hi) in ranges.items():
-            col = f"{claim}_reduction"
+        for col, (lo, hi) in ranges.items():
             inside = g[(g[col] >= lo) & (g[col] <= hi)]["seq_len"].tolist()
             rows.append(
                 {
                     "plan": plan,
-                    "claim": claim,
+                    "claim": col.removesuffix("_reduction"),
                     "range": f"{lo:.0%}–{hi:.0%}",
                     "min_reduction": float(g[col].min()),
                     "max_reduction": float(g[col].max()),
@@ -613,90 +490,83 @@ def efficiency_from_file(path: Path) -> dict[str, float]:
     return {str(k): float(v) for k, v in zip(df["kind"], df["efficiency"], strict=True)}
 
 
-def run_projection(
-    model: str | None,
-    device: str,
-    mode: str | None = None,
-    seq_len: int | None = None,
-    batch: int | None = None,
-    plans: Sequence[str] = INT8_PLANS,
-    sweep: Sequence[int] = (),
-    efficiency: Mapping[str, float] | None = None,
-    fit: Sequence[Path] | None = None,
-    onnx_path: Path | None = None,
-    check_mlperf: bool = False,
-    models_dir: Path = Path("models"),
-    out_dir: Path | None = None,
-) -> dict[str, Any]:
-    """What ``orinprof project`` does: a projection, a preset sweep with the card crossing, a fit of
-    efficiency factors on named runs, and/or the MLPerf check.  Returns named tables (``check``:
-    the MLPerf line)."""
-    for plan in plans:
+@dataclass(frozen=True)
+class ProjectionRequest:
+    """What to project (``orinprof project``'s arguments as data): a preset or ONNX ``model`` (with
+    its shape, or a ``sweep`` of sequence lengths for a preset), efficiency factors to ``fit`` on
+    measured runs of ``onnx_path``, and/or the MLPerf check."""
+
+    model: str | None = None
+    seq_len: int | None = None
+    batch: int | None = None
+    plans: Sequence[str] = INT8_PLANS
+    sweep: Sequence[int] = ()
+    efficiency: Mapping[str, float] | None = None
+    fit: Sequence[Path] = ()
+    onnx_path: Path | None = None
+    check_mlperf: bool = False
+    models_dir: Path = Path("models")
+    #: card 9's ranges by reduction column, for ``card_crossing`` (None: no card crossing)
+    card_ranges: Mapping[str, tuple[float, float]] | None = None
+
+
+def projection_tables(request: ProjectionRequest, dev: Device) -> dict[str, Any]:
+    """Named tables for ``request`` on ``dev``: ``projection`` (+ ``nodes`` for an ONNX file, and
+    ``card_crossing`` for a preset sweep), ``efficiency``/``model_efficiency``/``layer_efficiency``
+    from a fit, and ``check`` (the MLPerf line).  Writes nothing."""
+    r = request
+    for plan in r.plans:
         if plan not in INT8_PLANS:
             raise OrinprofError(f"unknown INT8 plan {plan!r}", "choose from: " + ", ".join(INT8_PLANS))
-    dev = get_device(device, mode)
     tables: dict[str, Any] = {}
-    if fit:
-        if onnx_path is None:
+    if r.fit:
+        if r.onnx_path is None:
             raise OrinprofError("--fit needs the ONNX file the runs measured", "pass --onnx PATH")
         from orinprof import results
 
-        layers = results.read_runs(list(fit), "layers")
-        nodes = project(onnx_path, dev, [p for p in layers["precision"].unique() if str(p).startswith("int8")])
+        layers = results.read_runs(list(r.fit), "layers")
+        nodes = project(r.onnx_path, dev, [p for p in layers["precision"].unique() if str(p).startswith("int8")])
         floors = layer_floors(layers, nodes)
         tables["efficiency"] = fit_efficiency(floors)
         tables["model_efficiency"] = model_efficiency(floors)
         tables["layer_efficiency"] = floors
-    if model is not None:
-        is_file = Path(model).suffix == ".onnx" or Path(model).exists()
-        if is_file:
-            nodes = project(Path(model), dev, plans, batch=batch, seq_len=seq_len, efficiency=efficiency)
+    if r.model is not None:
+        if Path(r.model).suffix == ".onnx" or Path(r.model).exists():
+            nodes = project(Path(r.model), dev, r.plans, batch=r.batch, seq_len=r.seq_len, efficiency=r.efficiency)
             tables["projection"] = summarize_projection(nodes)
             tables["nodes"] = nodes
         else:
-            if sweep:
-                seqs = list(sweep)
-            elif seq_len is not None:
-                seqs = [seq_len]
-            else:
-                from orinprof import models
+            from orinprof import models
 
-                seqs = [models.get(model).default_seq]
+            seqs = list(r.sweep) or [r.seq_len if r.seq_len is not None else models.get(r.model).default_seq]
             summary = project_preset(
-                model, dev, seqs, plans, batch=batch or 1, models_dir=models_dir, efficiency=efficiency
+                r.model, dev, seqs, r.plans, batch=r.batch or 1, models_dir=r.models_dir, efficiency=r.efficiency
             )
             tables["projection"] = summary
-            if len(seqs) > 1:
-                tables["card_crossing"] = card_crossing(summary)
-    if check_mlperf:
-        check = mlperf_bert_check(device, dev.mode, models_dir=models_dir, efficiency=efficiency)
+            if len(seqs) > 1 and r.card_ranges:
+                tables["card_crossing"] = card_crossing(summary, r.card_ranges)
+    if r.check_mlperf:
+        check = mlperf_bert_check(dev.key, dev.mode, models_dir=r.models_dir, efficiency=r.efficiency)
         tables["check"] = check.line()
     if not tables:
         raise OrinprofError("nothing to project", "pass a MODEL or ONNX file, --fit RUN… or --check-mlperf")
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise OrinprofError(f"{out_dir} exists and is not empty", "choose a new --out directory")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, df in tables.items():
-            if isinstance(df, pd.DataFrame):
-                df.to_csv(out_dir / f"{name}.csv", index=False, float_format="%.6g")
-            else:
-                (out_dir / f"{name}.txt").write_text(str(df) + "\n")
-        (out_dir / "device.json").write_text(json.dumps(_device_record(dev), indent=2, default=str) + "\n")
-    tables.pop("nodes", None)
-    tables.pop("layer_efficiency", None)
     return tables
 
 
-def _device_record(dev: Device) -> dict[str, Any]:
-    return {
-        "key": dev.key,
-        "name": dev.name,
-        "mode": dev.mode,
-        "peak_tflops": dict(dev.peak_tflops),
-        "bandwidth_gbs": dev.bandwidth_gbs,
-        "bandwidth_basis": dev.bandwidth_basis,
-        "sources": dict(dev.sources),
-        "notes": list(dev.notes),
-    }
+def write_projection(tables: Mapping[str, Any], dev: Device, out_dir: Path) -> None:
+    """Each table as ``NAME.csv`` (the MLPerf line as ``check.txt``) and ``device.json`` into a new
+    or empty ``out_dir``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise OrinprofError(f"{out_dir} exists and is not empty", "choose a new --out directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        if isinstance(df, pd.DataFrame):
+            df.to_csv(out_dir / f"{name}.csv", index=False, float_format="%.6g")
+        else:
+            (out_dir / f"{name}.txt").write_text(str(df) + "\n")
+    (out_dir / "device.json").write_text(json.dumps(device_record(dev), indent=2, default=str) + "\n")
+
+
+#: tables :func:`projection_tables` returns for files only (too long for a terminal)
+FILE_ONLY_TABLES = ("nodes", "layer_efficiency")
