@@ -173,7 +173,10 @@ def _profile_config(**kw: Any) -> Any:
     from orinprof.measure import ProfileConfig
 
     timing = TimingConfig(
-        iterations=kw.pop("iterations"), warmup_s=kw.pop("warmup_s"), profile_iterations=kw.pop("profile_iterations")
+        iterations=kw.pop("iterations"),
+        warmup_s=kw.pop("warmup_s"),
+        profile_iterations=kw.pop("profile_iterations"),
+        rounds=kw.pop("rounds", TimingConfig.rounds),
     )
     command = "orinprof " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     return ProfileConfig(timing=timing, command=command, **kw)
@@ -222,6 +225,7 @@ def pruning(
         model=model, precisions=("fp32",), seq_lens=(seq,) if seq else (), backend=backend, device=device,
         iterations=iterations, warmup_s=warmup_s, profile_iterations=profile_iterations, telemetry="none",
         results_dir=results_dir, models_dir=models_dir,
+        rounds=1,  # one profile call is one block of the experiment's own interleaved rounds
     )  # fmt: skip
 
     def progress(done: int, total: int) -> None:
