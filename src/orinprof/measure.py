@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pandas as pd
 
 from orinprof import attribute, export, models, quantize, results, telemetry
@@ -68,7 +69,10 @@ class ProfileConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     calib_batches: int = 16
     calib_method: str = "minmax"
-    qdq_style: str = "trt"
+    #: how INT8 plans are implemented (quantize.INT8_RECIPES); auto = the backend's fastest
+    int8_recipe: str = "auto"
+    #: the older --qdq-style (trt | ort), an alias of --int8-recipe trt-qdq | ort-qdq; None = not given
+    qdq_style: str | None = None
     roofline_device: str | None = None  # e.g. local-cpu, h100, agx-orin-64gb: per-layer efficiency
     inputs_npz: Path | None = None
     fidelity_samples: int = 4
@@ -179,7 +183,7 @@ def _samples(
 def run_mode(cfg: ProfileConfig) -> str:
     """How the plans ran, as one comparable string (``compare`` never mixes modes)."""
     parts = [f"device={cfg.device}", f"threads={cfg.threads or 'default'}", f"cuda_graph={bool(cfg.cuda_graph)}"]
-    parts += [f"isolate={cfg.isolate}", f"qdq={cfg.qdq_style}"]
+    parts += [f"isolate={cfg.isolate}", f"int8_recipe={cfg.int8_recipe}"]
     parts += [f"{k}={v}" for k, v in sorted(cfg.extra.items())]
     return ",".join(parts)
 
@@ -226,6 +230,10 @@ class PlanSlot:
     telemetry: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[pd.DataFrame] = field(default_factory=list)
     classes_for_profile: pd.DataFrame | None = None
+    #: the INT8 recipe of the plan file (None for fp32/fp16 and for backends that do not say)
+    int8_recipe: str | None = None
+    #: integer kernels that executed per class (quantize.INT8_KERNEL_COLUMNS; None = unknown)
+    int8_kernels: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(quantize.INT8_KERNEL_COLUMNS))
     fidelity: float = float("nan")
     fidelity_note: str | None = None
     failure: str | None = None
@@ -246,6 +254,8 @@ class ProfileRun:
         self.cfg = cfg
         self.reporter = reporter or Reporter()
         self.spec, self.plans, self.runner_cls = _check_config(cfg)
+        if self.runner_cls.consumes == "onnx":  # run.json and run_mode record the recipe that runs, not "auto"
+            cfg = self.cfg = replace(cfg, int8_recipe=_int8_recipe(cfg, self.runner_cls), qdq_style=None)
         self.model_name = self.spec.name if self.spec else Path(cfg.onnx or "model").stem
         self.mode = run_mode(cfg)
         self.failures: list[str] = []
@@ -373,11 +383,13 @@ class ProfileRun:
             shape.calibration,
             shape.calibration_id,
             cfg.calib_method,
-            cfg.qdq_style,
+            recipe=cfg.int8_recipe,
         )
         model = shape.source if Path(planned.path) == shape.source.path else shape.source.derive(planned.path)
         lint = _lint(planned.path) if plan.is_int8 else None
-        return PlanSlot(plan.name, plan, Path(planned.path), model, dict(planned.gemm_counts), lint)
+        slot = PlanSlot(plan.name, plan, Path(planned.path), model, dict(planned.gemm_counts), lint)
+        slot.int8_recipe = planned.recipe
+        return slot
 
     def runner_options(self, plan_name: str, shape: Shape) -> RunnerOptions:
         cfg = self.cfg
@@ -528,11 +540,23 @@ class ProfileRun:
         Runtime's optimised graph lives in the runner's temp dir), engine facts, and fidelity."""
         runner = slot.runner
         assert runner is not None and slot.info is not None
+        graph = runner.attribution_graph() if slot.model is not None else None
+        runtime_classes: pd.DataFrame | None = None
+        if graph is not None and shape.source is not None:
+            optimised = onnx.load(str(graph), load_external_data=False)
+            # inherited by name from the source map: re-classifying the optimised graph loses the
+            # attention pattern once its MatMuls are integer ops (until runtime_classes inherits)
+            runtime_classes = quantize.runtime_classes_by_name(optimised, shape.source.classes)
+            node_class = dict(zip(runtime_classes["node"], runtime_classes["layer_class"]))
+            slot.int8_kernels.update(quantize.count_int8_kernels(optimised, node_class))
         if slot.model is not None and not any("layer_class" in p.columns for p in slot.profiles):
-            graph = runner.attribution_graph()
-            slot.classes_for_profile = slot.model.runtime_classes(graph) if graph is not None else slot.model.classes
+            slot.classes_for_profile = runtime_classes if runtime_classes is not None else slot.model.classes
         if "gemm_counts" in slot.info.details:
             slot.gemm_counts = dict(slot.info.details["gemm_counts"])
+        # backends without an optimised ONNX graph may report what ran themselves (torch)
+        slot.int8_kernels.update(slot.info.details.get("int8_kernels", {}))
+        if slot.plan.is_int8 and slot.int8_recipe is None:
+            slot.int8_recipe = slot.info.details.get("int8_recipe")
         slot.fidelity, slot.fidelity_note = self._fidelity(slot, shape)
 
     def _fidelity(self, slot: PlanSlot, shape: Shape) -> tuple[float, str | None]:
@@ -646,6 +670,9 @@ class ProfileRun:
         unattributed = float(totals.get("unattributed_ms", 0.0))
         if layer_sum > 0 and unattributed / layer_sum > UNATTRIBUTED_LIMIT:
             flags.append(f"attribution_incomplete:{unattributed / layer_sum:.0%}")
+        known = {k: v for k, v in slot.int8_kernels.items() if v is not None}
+        if slot.plan.is_int8 and shape.source is not None and len(known) == len(slot.int8_kernels):
+            flags += quantize.int8_execution_flags(slot.plan, shape.source.classes, known)
         extra: dict[str, Any] = {
             "threads": slot.info.details.get("threads"),
             "backend_versions": ";".join(f"{k}={v}" for k, v in slot.info.versions.items()),
@@ -656,6 +683,8 @@ class ProfileRun:
             "run_mode": self.mode,
             "kernel_time_classes": bool(self.runner_cls.kernel_time_classes),
             "fidelity_note": slot.fidelity_note,
+            "int8_recipe": slot.int8_recipe,
+            **slot.int8_kernels,
             **tel,
             **roofline,
         }
@@ -781,6 +810,7 @@ def prepare(cfg: ProfileConfig, reporter: Reporter | None = None) -> list[tuple[
     host-side half of the Jetson workflow, for a device without torch."""
     reporter = reporter or Reporter()
     spec, plans, _cls = _check_config(replace(cfg, backend=ONNX_REFERENCE_BACKEND))
+    recipe = _int8_recipe(cfg, None)
     out = []
     for seq in list(cfg.seq_lens) or ([spec.default_seq] if spec else [0]):
         if spec is not None:
@@ -792,10 +822,19 @@ def prepare(cfg: ProfileConfig, reporter: Reporter | None = None) -> list[tuple[
         for plan in plans:
             reporter.stage(f"{exported.model} · seq {exported.seq_len} · {plan.name}")
             planned = quantize.apply_plan(
-                exported, plan, source.classes, calib, calib_id, cfg.calib_method, cfg.qdq_style
+                exported, plan, source.classes, calib, calib_id, cfg.calib_method, recipe=recipe
             )
             out.append((exported.seq_len, planned))
     return out
+
+
+def _int8_recipe(cfg: ProfileConfig, runner_cls: type[Runner] | None) -> str:
+    """``--int8-recipe`` (or ``--qdq-style``) resolved for the backend that runs the plans; for
+    ``export`` (``runner_cls`` None) any recipe, and ``auto`` is TensorRT's layout (the Jetson
+    workflow)."""
+    supported = runner_cls.int8_recipes if runner_cls is not None else tuple(quantize.INT8_RECIPES)
+    backend = cfg.backend if runner_cls is not None else "export"
+    return quantize.resolve_recipe(cfg.int8_recipe, supported, backend, cfg.qdq_style)
 
 
 def _combine_windows(windows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,15 @@ no INT32 bias DequantizeLinear, no Q/DQ on GEMM outputs, one Q/DQ pair per consu
 output feeding P·V carry Q/DQ.
 
 The Q/DQ insertion and calibration are ONNX Runtime's ``quantize_static`` (QDQ format) restricted
-to the class's nodes; nothing here is a home-made quantizer.  ``onnxruntime.quantization`` is used
+to the class's nodes; nothing here is a home-made quantizer.
+
+A plan says *what* runs in INT8; a **recipe** (:data:`INT8_RECIPES`) says how a backend implements
+it.  ``trt-qdq`` is the layout above (TensorRT's); ``ort-qdq`` is ONNX Runtime's own static QDQ
+layout; ``ort-dynamic`` is ONNX Runtime's ``quantize_dynamic`` restricted to the class's GEMMs
+(the fastest INT8 ONNX Runtime has on a CPU).  Each backend lists the recipes it can run on its
+runner class (``Runner.int8_recipes``, the first is what ``auto`` picks).  What actually executed
+in INT8 is counted from the runtime's optimised graph (:func:`count_int8_kernels`), beside the
+plan's intent (:func:`count_int8_gemms`).  ``onnxruntime.quantization`` is used
 as a graph-editing library (its calibration runs ONNX Runtime on the CPU) and is imported lazily.
 """
 
@@ -26,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pandas as pd
+from onnx import numpy_helper
 
 from orinprof.classify import GEMM_OPS
 from orinprof.errors import MissingDependency, OrinprofError
@@ -86,6 +95,8 @@ class PlannedModel:
     path: Path
     gemm_counts: Mapping[str, int]  # gemms_total, gemms_int8_attention, gemms_int8_ffn, gemms_int8_other
     calibration: Mapping[str, object]
+    #: the INT8 recipe that wrote the file (:data:`INT8_RECIPES`); None for fp32 and fp16
+    recipe: str | None = None
 
 
 CalibrationSource = Callable[[], Iterator[dict[str, np.ndarray]]]
@@ -242,13 +253,18 @@ def apply_plan(
     calibration_id: str = "synthetic",
     calibration_method: str = "minmax",
     qdq_style: str = "trt",
+    recipe: str | None = None,
 ) -> PlannedModel:
     """Write (or reuse) the plan's ONNX beside the exported model.
 
-    ``qdq_style``: ``trt`` (default) places Q/DQ as TensorRT needs them; ``ort`` uses ONNX
-    Runtime's own CPU-friendly layout (see :data:`ORT_CPU_EXTRA_OPTIONS`)."""
+    ``recipe``: how the INT8 plan is implemented (:data:`INT8_RECIPES`, already resolved from
+    ``auto`` by :func:`resolve_recipe`).  ``qdq_style`` is the older spelling of the two Q/DQ
+    recipes (``trt`` = ``trt-qdq``, ``ort`` = ``ort-qdq``), used when ``recipe`` is None."""
     if qdq_style not in QDQ_STYLES:
         raise OrinprofError(f"unknown Q/DQ style {qdq_style!r}", "choose trt (TensorRT layout) or ort (ORT CPU)")
+    recipe = recipe or QDQ_STYLE_RECIPES[qdq_style]
+    if recipe not in INT8_RECIPES:
+        raise OrinprofError(f"unknown INT8 recipe {recipe!r}", "choose auto or one of: " + ", ".join(INT8_RECIPES))
     base = onnx.load(str(exported.path), load_external_data=False)
     counts_fp32 = count_int8_gemms(base, layer_classes)
     if plan.name == "fp32":
@@ -262,18 +278,23 @@ def apply_plan(
 
     nodes = nodes_for_plan(layer_classes, plan)
     if not nodes:
+        # ORT reads an empty nodes_to_quantize as "every node" (base_quantizer.py, should_quantize_node)
         log.warning("plan %s: the model has no %s GEMMs; the plan equals fp32", plan.name, "/".join(plan.int8_classes))
+        return PlannedModel(plan, exported.path, counts_fp32, {"recipe": recipe}, recipe)
+    if recipe == "ort-dynamic":
+        return _apply_dynamic(exported, plan, layer_classes, nodes)
+    qdq_style = RECIPE_QDQ_STYLES[recipe]
     options = QDQ_STYLES[qdq_style]
     key = _cache_key(exported, plan, f"{calibration_id}:{calibration_method}", nodes, options)
     style = "" if qdq_style == "trt" else f".{qdq_style}"
     out = exported.path.with_name(f"{exported.path.stem}.{plan.name}{style}.{key}.onnx")
-    calib_info = {"source": calibration_id, "method": calibration_method, "qdq_style": qdq_style}
+    calib_info = {"source": calibration_id, "method": calibration_method, "qdq_style": qdq_style, "recipe": recipe}
     if not out.exists():
         if calibration is None:
             raise OrinprofError(f"plan {plan.name} needs calibration data", "pass --calib-batches or --inputs")
         _quantize_static(exported.path, out, nodes, calibration, calibration_method, options)
     model = onnx.load(str(out), load_external_data=False)
-    return PlannedModel(plan, out, count_int8_gemms(model, layer_classes), calib_info)
+    return PlannedModel(plan, out, count_int8_gemms(model, layer_classes), calib_info, recipe)
 
 
 class _Reader:
@@ -356,3 +377,272 @@ class _DropMessages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return self.needle not in record.getMessage()
+
+
+# ----------------------------------------------------------------------------- INT8 recipes
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How a backend implements an INT8 plan (the plan says *what* runs in INT8)."""
+
+    name: str
+    summary: str
+    #: what the recipe does with the attention core and what it cannot quantize
+    notes: str
+
+
+#: every recipe, TensorRT's layout first (what ``auto`` means where no backend is named: ``export``)
+INT8_RECIPES: dict[str, Int8Recipe] = {
+    "trt-qdq": Int8Recipe(
+        "trt-qdq",
+        "TensorRT's explicit Q/DQ layout (ORT quantize_static, QDQ, TensorRT-safe options)",
+        "Q·Kᵀ and P·V get Q/DQ on both inputs (TensorRT's INT8 fused attention). On ONNX Runtime most "
+        "projections stay FP32 Gemm with the weights dequantized on every run.",
+    ),
+    "ort-qdq": Int8Recipe(
+        "ort-qdq",
+        "ONNX Runtime's static QDQ layout (int8 weight initializers, quantized GEMM outputs)",
+        "Fuses to QLinearMatMul, the attention core included; not TensorRT-safe.",
+    ),
+    "ort-dynamic": Int8Recipe(
+        "ort-dynamic",
+        "ONNX Runtime dynamic quantization (quantize_dynamic) restricted to the class's GEMMs",
+        "int8 weights (per tensor), activations quantized at run time (uint8). The attention-core MatMuls "
+        "(Q·Kᵀ, P·V: activation × activation) are quantized too and run as DynamicQuantizeMatMul / "
+        "MatMulInteger, ONNX Runtime's integer kernels for a non-constant B. ORT's dynamic quantizer has no "
+        "Gemm: Linear-form Gemms are rewritten as MatMul + Add first; other Gemms stay FP32 (and the "
+        "class is flagged if none of its GEMMs ran in INT8).",
+    ),
+}
+
+AUTO_RECIPE = "auto"
+RECIPE_CHOICES: tuple[str, ...] = (AUTO_RECIPE, *INT8_RECIPES)
+#: ``--qdq-style`` is the older spelling of the two Q/DQ recipes (kept as an alias)
+QDQ_STYLE_RECIPES: dict[str, str] = {"trt": "trt-qdq", "ort": "ort-qdq"}
+RECIPE_QDQ_STYLES: dict[str, str] = {v: k for k, v in QDQ_STYLE_RECIPES.items()}
+
+
+def resolve_recipe(requested: str, supported: Sequence[str], backend: str, qdq_style: str | None = None) -> str:
+    """The recipe a run uses.  ``auto`` is the backend's first supported recipe; an explicit one
+    must be supported.  ``qdq_style`` (``--qdq-style``, given or None) names a Q/DQ recipe and may
+    not contradict an explicit ``requested``."""
+    if qdq_style is not None:
+        if qdq_style not in QDQ_STYLE_RECIPES:
+            raise OrinprofError(f"unknown Q/DQ style {qdq_style!r}", "choose trt or ort (or use --int8-recipe)")
+        alias = QDQ_STYLE_RECIPES[qdq_style]
+        if requested not in (AUTO_RECIPE, alias):
+            raise OrinprofError(
+                f"--qdq-style {qdq_style} contradicts --int8-recipe {requested}",
+                f"drop --qdq-style: it is the older spelling of --int8-recipe {alias}",
+            )
+        requested = alias
+    if requested == AUTO_RECIPE:
+        if not supported:
+            raise OrinprofError(f"backend {backend!r} declares no INT8 recipe", "run fp32/fp16 plans on it")
+        return supported[0]
+    if requested not in INT8_RECIPES:
+        raise OrinprofError(f"unknown INT8 recipe {requested!r}", "choose one of: " + ", ".join(RECIPE_CHOICES))
+    if requested not in supported:
+        raise OrinprofError(
+            f"INT8 recipe {requested} does not run on the {backend} backend",
+            "choose auto or one of: " + ", ".join(supported),
+        )
+    return requested
+
+
+#: ``quantize_dynamic`` settings of the ``ort-dynamic`` recipe: ORT's defaults (those of its
+#: whole-model ``quantize_dynamic``, the benchmark's reference) except ``MatMulConstBOnly``, which
+#: ORT's dynamic mode sets to True (quantize.py, quantize_dynamic) and which would leave the
+#: attention core in FP32
+DYNAMIC_OPTIONS: dict[str, object] = {
+    "per_channel": False,
+    "reduce_range": False,
+    "weight_type": "QInt8",
+    "op_types_to_quantize": ["MatMul"],
+    "extra_options": {"MatMulConstBOnly": False},
+    #: Linear-form Gemms are rewritten as MatMul first (:func:`_gemms_as_matmuls`)
+    "gemms_as_matmuls": True,
+}
+
+
+def _apply_dynamic(
+    exported: ExportedModel, plan: QuantPlan, layer_classes: pd.DataFrame, nodes: list[str]
+) -> PlannedModel:
+    key = _cache_key(exported, plan, "dynamic", nodes, DYNAMIC_OPTIONS)
+    out = exported.path.with_name(f"{exported.path.stem}.{plan.name}.ort-dynamic.{key}.onnx")
+    if not out.exists():
+        _quantize_dynamic(exported.path, out, nodes)
+    model = onnx.load(str(out), load_external_data=False)
+    info = {"method": "dynamic (activation ranges at run time; no calibration)", "recipe": "ort-dynamic"}
+    return PlannedModel(plan, out, count_int8_gemms_dynamic(model, layer_classes), info, "ort-dynamic")
+
+
+def _gemms_as_matmuls(model: onnx.ModelProto, nodes: Sequence[str]) -> onnx.ModelProto:
+    """The plan's ``Gemm`` nodes rewritten as ``MatMul`` (+ ``Add`` for the bias) under the Gemm's
+    own name.  ORT's dynamic quantizer has no Gemm (registry.py, ``IntegerOpsRegistry``); it turns
+    Gemms into MatMuls itself (onnx_quantizer.py, ``replace_gemm_with_matmul``) but names them
+    ``<gemm>_MatMul``, which ``nodes_to_quantize`` (the class's node names) then misses, so Linear
+    layers exported on 2-D inputs would stay FP32.  Only the exact Linear form is rewritten
+    (transA=0, alpha=beta=1, a constant 2-D B); the class map and the counts still find it."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {t.name: t for t in model.graph.initializer}
+    wanted = set(nodes)
+    out: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        linear = (
+            node.op_type == "Gemm"
+            and node.name in wanted
+            and attrs.get("transA", 0) == 0
+            and attrs.get("alpha", 1.0) == 1.0
+            and attrs.get("beta", 1.0) == 1.0
+            and node.input[1] in inits
+            and len(inits[node.input[1]].dims) == 2
+        )
+        if not linear:
+            out.append(node)
+            continue
+        weight = node.input[1]
+        if attrs.get("transB", 0):
+            transposed = numpy_helper.from_array(
+                np.ascontiguousarray(numpy_helper.to_array(inits[weight]).T), f"{weight}_transposed_{node.name}"
+            )
+            model.graph.initializer.append(transposed)
+            weight = transposed.name
+        has_bias = len(node.input) > 2 and node.input[2] != ""
+        product = f"{node.output[0]}_matmul" if has_bias else node.output[0]
+        out.append(onnx.helper.make_node("MatMul", [node.input[0], weight], [product], name=node.name))
+        if has_bias:
+            out.append(
+                onnx.helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_bias")
+            )
+    del model.graph.node[:]
+    model.graph.node.extend(out)
+    return model
+
+
+def _quantize_dynamic(src: Path, dst: Path, nodes: list[str]) -> None:
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as err:
+        raise MissingDependency("onnxruntime", "ort", "to quantize (onnxruntime.quantization)") from err
+    model = _gemms_as_matmuls(onnx.load(str(src)), nodes)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    log.info("quantizing %d GEMMs of %s (ORT quantize_dynamic)", len(nodes), src.name)
+    quiet = _DropMessages("pre-processing")
+    logging.getLogger().addFilter(quiet)
+    options = dict(DYNAMIC_OPTIONS)
+    try:
+        quantize_dynamic(
+            model,
+            tmp,
+            op_types_to_quantize=list(options["op_types_to_quantize"]),  # type: ignore[call-overload]
+            per_channel=bool(options["per_channel"]),
+            reduce_range=bool(options["reduce_range"]),
+            weight_type=getattr(QuantType, str(options["weight_type"])),
+            nodes_to_quantize=nodes,
+            extra_options=dict(options["extra_options"]),  # type: ignore[call-overload]
+        )
+        os.replace(tmp, dst)
+    finally:
+        logging.getLogger().removeFilter(quiet)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _gemm_key(prefix: str, layer_class: str) -> str:
+    return f"{prefix}_{layer_class if layer_class in ('attention', 'ffn') else 'other'}"
+
+
+def count_int8_gemms_dynamic(model: onnx.ModelProto, layer_classes: pd.DataFrame) -> dict[str, int]:
+    """The intent of a dynamic-quantized plan, per class: the source GEMMs the quantizer replaced
+    by an integer op.  ORT names the replacement ``<node>_quant``
+    (onnxruntime/quantization/operators/matmul.py, ``MatMulInteger.quantize``)."""
+    integer = {n.name for n in model.graph.node if n.op_type in INT8_KERNEL_OPS}
+    gemms = layer_classes[layer_classes["op_type"].isin(GEMM_OPS)]
+    counts = {"gemms_total": len(gemms), "gemms_int8_attention": 0, "gemms_int8_ffn": 0, "gemms_int8_other": 0}
+    for node, cls in zip(gemms["node"], gemms["layer_class"]):
+        if f"{node}_quant" in integer:
+            counts[_gemm_key("gemms_int8", cls)] += 1
+    return counts
+
+
+# ----------------------------------------------------------------------------- what ran in INT8
+
+#: ONNX Runtime's integer compute kernels: ops whose GEMM / convolution runs on int8 / uint8
+#: operands with int32 accumulation (ONNX: MatMulInteger, QLinearMatMul, ConvInteger, QLinearConv;
+#: com.microsoft contrib ops: docs/ContribOperators.md).  Q/DQ and DynamicQuantizeLinear only convert.
+INT8_KERNEL_OPS = frozenset(
+    {
+        "MatMulInteger",
+        "QLinearMatMul",
+        "ConvInteger",
+        "QLinearConv",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeMatMul",
+        "QGemm",
+        "QAttention",
+        "DynamicQuantizeLSTM",
+        "QOrderedMatMul",
+        "QOrderedAttention",
+    }
+)
+
+#: the summary columns of :func:`count_int8_kernels` (the torch backend fills the same names)
+INT8_KERNEL_COLUMNS = ("int8_kernels_attention", "int8_kernels_ffn", "int8_kernels_other")
+
+
+def count_int8_kernels(optimised: onnx.ModelProto, node_class: Mapping[str, str]) -> dict[str, int]:
+    """Integer kernels in a runtime-optimised graph (what executed in INT8), per class.
+
+    ``node_class`` maps the optimised graph's node names to layer classes (the runtime class map;
+    a node missing from it counts as ``other``).  Classes other than attention and FFN count as
+    ``other``."""
+    counts = dict.fromkeys(INT8_KERNEL_COLUMNS, 0)
+    for node in optimised.graph.node:
+        if node.op_type in INT8_KERNEL_OPS:
+            counts[_gemm_key("int8_kernels", node_class.get(node.name, "other"))] += 1
+    return counts
+
+
+def runtime_classes_by_name(optimised: onnx.ModelProto, layer_classes: pd.DataFrame) -> pd.DataFrame:
+    """The class map (``layer_classes`` table) of an ONNX Runtime optimised graph, inherited from
+    the source graph's map by node name.
+
+    ONNX Runtime names a node it rewrites after the node it replaces: ``<node>_quant`` (the
+    quantizers, operators/matmul.py), ``<node>/MatMulAddFusion``, ``<node>/MatMulScaleFusion/``
+    (graph transformers), ``<tensor>_QuantizeLinear`` (dynamic activation quantization), and QDQ
+    fusions keep the GEMM's own name.  So an optimised node takes the class, block and role of the
+    longest source node name that equals its name or prefixes it before ``_`` or ``/``; a node with
+    no such name keeps the classifier's verdict on the optimised graph (re-classifying alone loses
+    the attention pattern once its MatMuls are integer ops).  Stand-in until
+    ``AnalysedModel.runtime_classes`` inherits the map by node identity."""
+    from orinprof.classify import classify
+
+    table = classify(optimised)
+    source = layer_classes.set_index("node")
+    by_length = sorted((n for n in source.index if n), key=len, reverse=True)
+    for i, name in table["node"].items():
+        match = name if name in source.index else None
+        if match is None:
+            match = next((s for s in by_length if name.startswith(s) and name[len(s)] in "_/"), None)
+        if match is not None:
+            for col in ("layer_class", "block", "role"):
+                table.at[i, col] = source.at[match, col]
+            table.at[i, "evidence"] = "inherited"
+    return table
+
+
+def int8_execution_flags(plan: QuantPlan, layer_classes: pd.DataFrame, kernel_counts: Mapping[str, int]) -> list[str]:
+    """``int8_class_not_executed:<class>`` for every class the plan quantizes that has GEMMs in the
+    source graph but ran no integer kernel (classes other than attention and FFN count as other)."""
+    gemms = layer_classes[layer_classes["op_type"].isin(GEMM_OPS)]
+    classes = {c if c in ("attention", "ffn") else "other" for c in gemms["layer_class"] if c in plan.int8_classes}
+    return [
+        f"int8_class_not_executed:{c}"
+        for c in ("attention", "ffn", "other")
+        if c in classes and kernel_counts.get(f"int8_kernels_{c}", 0) == 0
+    ]

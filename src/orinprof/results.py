@@ -297,6 +297,22 @@ SUMMARY_TABLE = register(
             _c("gemms_int8_attention", "int", "attention-class GEMMs (incl. attention-core MatMuls) in INT8"),
             _c("gemms_int8_ffn", "int", "FFN-class GEMMs in INT8"),
             _c("gemms_int8_other", "int", "other GEMMs in INT8"),
+            _new(
+                "int8_recipe",
+                "str",
+                "how the INT8 plan was implemented: `trt-qdq`, `ort-qdq` or `ort-dynamic` "
+                "(`orinprof.quantize.INT8_RECIPES`); empty for fp32/fp16",
+            ),
+            _new(
+                "int8_kernels_attention",
+                "int",
+                "integer kernels that executed for the attention class (ONNX Runtime: MatMulInteger, "
+                "DynamicQuantizeMatMul, MatMulIntegerToFloat, QLinearMatMul, QGemm… in its optimised graph); "
+                "empty when the backend cannot say.  A class the plan quantizes that ran none is flagged "
+                "`int8_class_not_executed:<class>` in `trust_flags`",
+            ),
+            _new("int8_kernels_ffn", "int", "integer kernels that executed for the FFN class"),
+            _new("int8_kernels_other", "int", "integer kernels that executed for every other class"),
             _c(
                 "fidelity_cosine",
                 "float",

@@ -144,6 +144,10 @@ class Runner:
     #: one line for docs and ``--help``: what this backend is
     summary: ClassVar[str] = ""
 
+    #: the INT8 recipes (:data:`orinprof.quantize.INT8_RECIPES`) this backend runs; the first is what
+    #: ``--int8-recipe auto`` picks (the fastest known here).  Default: TensorRT's Q/DQ layout
+    int8_recipes: ClassVar[tuple[str, ...]] = ("trt-qdq",)
+
     def __init__(self, model_path: Path, options: RunnerOptions | None = None) -> None:
         self.model_path = Path(model_path)
         self.options = options or RunnerOptions()

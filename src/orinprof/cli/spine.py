@@ -18,11 +18,19 @@ from orinprof.cli.app import ModelsDir, ResultsDir, RunDirs, command, err_consol
 from orinprof.errors import OrinprofError
 
 QdqStyle = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--qdq-style",
-        help="INT8 Q/DQ layout: trt (TensorRT's: FP32 weights behind Q→DQ, no output Q/DQ; the default) or "
-        "ort (ONNX Runtime CPU's own layout, which its integer kernels need; not TensorRT-safe).",
+        help="Older spelling of --int8-recipe: trt = trt-qdq, ort = ort-qdq.",
+    ),
+]
+Int8Recipe = Annotated[
+    str,
+    typer.Option(
+        "--int8-recipe",
+        help="How INT8 plans are built: auto (the backend's fastest: ort-dynamic on onnxruntime, trt-qdq on "
+        "TensorRT and for export), trt-qdq (TensorRT's Q/DQ layout), ort-qdq (ONNX Runtime's static QDQ) or "
+        "ort-dynamic (ONNX Runtime's dynamic quantization of the class's GEMMs).",
     ),
 ]
 
@@ -47,7 +55,7 @@ def _config(
     opset: int,
     calib_batches: int,
     calib_method: str,
-    qdq_style: str,
+    qdq_style: str | None,
     inputs: Path | None,
     models_dir: Path,
     **rest: Any,
@@ -198,7 +206,8 @@ def profile_cmd(
     opset: Opset = 17,
     calib_batches: CalibBatches = 16,
     calib_method: CalibMethod = "minmax",
-    qdq_style: QdqStyle = "trt",
+    int8_recipe: Int8Recipe = "auto",
+    qdq_style: QdqStyle = None,
     inputs: Inputs = None,
     telemetry: Annotated[str, typer.Option(help="auto, jtop, tegrastats, nvml, host or none.")] = "auto",
     telemetry_interval: Annotated[float, typer.Option(help="Telemetry sampling interval (s).")] = 0.1,
@@ -252,6 +261,7 @@ def profile_cmd(
         qdq_style,
         inputs,
         models_dir,
+        int8_recipe=int8_recipe,
         backend=backend,
         device=device,
         threads=threads,
@@ -291,7 +301,8 @@ def export_cmd(
     opset: Opset = 17,
     calib_batches: CalibBatches = 16,
     calib_method: CalibMethod = "minmax",
-    qdq_style: QdqStyle = "trt",
+    int8_recipe: Int8Recipe = "auto",
+    qdq_style: QdqStyle = None,
     inputs: Inputs = None,
     models_dir: ModelsDir = Path("models"),
 ) -> None:
@@ -303,7 +314,18 @@ def export_cmd(
     from orinprof.measure import prepare
 
     cfg = _config(
-        model, onnx, precisions, seq, batch, opset, calib_batches, calib_method, qdq_style, inputs, models_dir
+        model,
+        onnx,
+        precisions,
+        seq,
+        batch,
+        opset,
+        calib_batches,
+        calib_method,
+        qdq_style,
+        inputs,
+        models_dir,
+        int8_recipe=int8_recipe,
     )
     table = Table(title="Plans written")
     for col in ("seq", "plan", "file", "INT8 GEMMs (attention / FFN / other)"):

@@ -47,6 +47,10 @@ def probe() -> tuple[bool, str]:
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
     summary = "ONNX Runtime on the CPU (CUDA / TensorRT execution providers with onnxruntime-gpu)"
+    #: dynamic quantization first: on bert-base seq 128 ORT's quantize_dynamic ran 2.28× fp32 while
+    #: the static QDQ layouts ran 0.29-0.42× (results/cpu-benchmarks-2026-11-28/int8.txt); the
+    #: TensorRT layout stays available as the reference for Jetson (and for ``--device trt``)
+    int8_recipes = ("ort-dynamic", "ort-qdq", "trt-qdq")
 
     def __init__(self, model_path: Path, options: Any = None) -> None:
         super().__init__(model_path, options)
