@@ -622,7 +622,14 @@ def runtime_classes_by_name(optimised: onnx.ModelProto, layer_classes: pd.DataFr
     ``AnalysedModel.runtime_classes`` inherits the map by node identity."""
     from orinprof.classify import classify
 
-    table = classify(optimised)
+    # the classifier's "no attention found" is expected here (integer ops hide the pattern)
+    classify_log = logging.getLogger("orinprof.classify")
+    level = classify_log.level
+    classify_log.setLevel(logging.ERROR)
+    try:
+        table = classify(optimised)
+    finally:
+        classify_log.setLevel(level)
     source = layer_classes.set_index("node")
     by_length = sorted((n for n in source.index if n), key=len, reverse=True)
     for i, name in table["node"].items():
