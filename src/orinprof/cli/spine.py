@@ -28,9 +28,8 @@ Int8Recipe = Annotated[
     str,
     typer.Option(
         "--int8-recipe",
-        help="How INT8 plans are built: auto (the backend's fastest: ort-dynamic on onnxruntime, trt-qdq on "
-        "TensorRT and for export), trt-qdq (TensorRT's Q/DQ layout), ort-qdq (ONNX Runtime's static QDQ) or "
-        "ort-dynamic (ONNX Runtime's dynamic quantization of the class's GEMMs).",
+        help="How INT8 plans are built: auto (the backend's fastest), trt-qdq, ort-qdq or ort-dynamic "
+        "(docs/backends.md).",
     ),
 ]
 
