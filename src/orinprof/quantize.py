@@ -635,11 +635,11 @@ def runtime_classes_by_name(optimised: onnx.ModelProto, layer_classes: pd.DataFr
     finally:
         classify_log.setLevel(level)
     source = layer_classes.set_index("node")
-    by_length = sorted((n for n in source.index if n), key=len, reverse=True)
+    known = set(source.index)
     for i, name in table["node"].items():
-        match = name if name in source.index else None
-        if match is None:
-            match = next((s for s in by_length if name.startswith(s) and name[len(s)] in "_/"), None)
+        # the name itself, else its longest prefix that ends right before a "_" or "/"
+        cuts = [len(name)] + [k for k in range(len(name) - 1, 0, -1) if name[k] in "_/"]
+        match = next((name[:k] for k in cuts if name[:k] in known), None)
         if match is not None:
             for col in ("layer_class", "block", "role"):
                 table.at[i, col] = source.at[match, col]
