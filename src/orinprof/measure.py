@@ -113,11 +113,6 @@ class ProfileResult:
 # ----------------------------------------------------------------------------- small helpers
 
 
-def package_versions() -> dict[str, str]:
-    """Kept for callers of the old name; :func:`orinprof.results.package_versions` owns it."""
-    return results.package_versions()
-
-
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     x = np.asarray(a, dtype=np.float64).ravel()
     y = np.asarray(b, dtype=np.float64).ravel()
