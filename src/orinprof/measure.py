@@ -277,12 +277,16 @@ class ProfileRun:
                 samples = self.measure(shape, slots)
                 done = self.record(shape, slots, samples)
                 self.info = results.update_run_info(self.info, self.run_dir, plans_done=(*self.info.plans_done, *done))
+            return self._finish()
         except KeyboardInterrupt:
             self._end("interrupted")
             raise
         except BaseException:
             self._end("failed")
             raise
+
+    def _finish(self) -> ProfileResult:
+        """The comparison of everything measured, the noise floor, and ``status: complete``."""
         summary = results.read_table(self.run_dir, "summary")
         comparison = compare(
             summary,
