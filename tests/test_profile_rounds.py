@@ -320,3 +320,26 @@ def test_unattributed_time_over_5_percent_is_flagged(tmp_path: Path, monkeypatch
     Clock.reset(HALF_ATTENTION, plans_per_round=2)
     clean = profile(_cfg(tmp_path, precisions=("fp32", "int8-attn"))).summary
     assert not clean["trust_flags"].fillna("").str.contains("attribution_incomplete").any()
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_measure_accepts_every_registered_backend(backend: str, tmp_path: Path) -> None:
+    """One registry line is enough: measure's checks pass for every backend in BACKENDS (whether
+    the device library is installed is the runner's business, at activation)."""
+    from orinprof.measure import ProfileRun
+
+    run = ProfileRun(_cfg(tmp_path, backend=backend))
+    assert run.runner_cls.consumes in ("onnx", "zoo")
+    options = run.runner_options("int8-attn", _shape())
+    assert options.plan == "int8-attn" and options.seq_len == 16
+    assert options.input_shapes == {"input_ids": (1, 16), "attention_mask": (1, 16), "token_type_ids": (1, 16)}
+
+
+def _shape():  # type: ignore[no-untyped-def]
+    """A prepared shape without exporting (the runner options only need its inputs)."""
+    from orinprof import models
+    from orinprof.measure import Shape
+
+    spec = models.get("bert-tiny")
+    inputs = tuple(spec.inputs(1, 16))
+    return Shape(16, 1, inputs, {}, [], lambda: iter(()), "none")

@@ -28,18 +28,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tomllib
 
 from orinprof import results
 from orinprof.errors import OrinprofError
 from orinprof.plans import PLANS
 from orinprof.stats import Comparison, paired_comparison, unpaired_comparison
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - JetPack 6 ships Python 3.10
+    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 

@@ -287,12 +287,16 @@ class ProfileRun:
                 samples = self.measure(shape, slots)
                 done = self.record(shape, slots, samples)
                 self.info = results.update_run_info(self.info, self.run_dir, plans_done=(*self.info.plans_done, *done))
+            return self._finish()
         except KeyboardInterrupt:
             self._end("interrupted")
             raise
         except BaseException:
             self._end("failed")
             raise
+
+    def _finish(self) -> ProfileResult:
+        """The comparison of everything measured, the noise floor, and ``status: complete``."""
         summary = results.read_table(self.run_dir, "summary")
         comparison = compare(
             summary,
@@ -432,49 +436,53 @@ class ProfileRun:
             rng = np.random.default_rng([cfg.seed, shape.seq_len])
             tel = stack.enter_context(telemetry.open_session(cfg.telemetry, cfg.telemetry_interval_s))
             for r in range(timing.rounds):
-                blocks: list[dict[str, Any]] = []
-                lat_rows: list[pd.DataFrame] = []
-                order = [slots[i] for i in rng.permutation(len(slots))]
-                for pos, slot in enumerate(order):
-                    if not slot.alive:
-                        continue
-                    self.reporter.stage(f"seq {shape.seq_len} · round {r + 1}/{timing.rounds}: timing {slot.label}")
-                    try:
-                        lat, window = self._timing_block(slot, shape, r, tel)
-                    except OrinprofError as err:
-                        self._fail(slot, f"{self.model_name} · seq {shape.seq_len} · {slot.label}", err)
-                        continue
-                    blocks.append(
-                        self._block_row(shape, slot, r, "timing", pos, len(lat), window, float(np.median(lat)))
-                    )
-                    lat_rows.append(
-                        pd.DataFrame(
-                            {**self._keys(shape, slot), "round": r, "iteration": np.arange(len(lat)), "latency_ms": lat}
-                        )
-                    )
-                order = [slots[i] for i in rng.permutation(len(slots))]
-                for pos, slot in enumerate(order):
-                    if not slot.alive:
-                        continue
-                    self.reporter.stage(f"seq {shape.seq_len} · round {r + 1}/{timing.rounds}: profiling {slot.label}")
-                    try:
-                        raw, window = self._profiling_block(slot, shape, r)
-                    except OrinprofError as err:
-                        self._fail(slot, f"{self.model_name} · seq {shape.seq_len} · {slot.label}", err)
-                        continue
-                    per_iter = raw.groupby("iteration")["time_ms"].sum()
-                    med = float(per_iter.median()) if len(per_iter) else float("nan")
-                    blocks.append(self._block_row(shape, slot, r, "profiling", pos, len(per_iter), window, med))
-                # this round's latencies and schedule now: an interruption later keeps them
-                if lat_rows:
-                    results.append_table(pd.concat(lat_rows, ignore_index=True), self.run_dir, "latencies")
-                    self.rows_written = True
-                if blocks:
-                    results.append_table(pd.DataFrame(blocks), self.run_dir, "blocks")
+                self._round(shape, slots, r, rng, tel)
             for slot in slots:
                 if slot.alive:
                     self._finish_slot(slot, shape)
             return tel.samples()
+
+    def _round(self, shape: Shape, slots: list[PlanSlot], r: int, rng: np.random.Generator, tel: Any) -> None:
+        """Round ``r``: every live plan's timing block in a fresh shuffled order, then every plan's
+        profiling block, shuffled again; the round's latencies and schedule are written at once."""
+        timing = self.cfg.timing
+        blocks: list[dict[str, Any]] = []
+        lat_rows: list[pd.DataFrame] = []
+        order = [slots[i] for i in rng.permutation(len(slots))]
+        for pos, slot in enumerate(order):
+            if not slot.alive:
+                continue
+            self.reporter.stage(f"seq {shape.seq_len} · round {r + 1}/{timing.rounds}: timing {slot.label}")
+            try:
+                lat, window = self._timing_block(slot, shape, r, tel)
+            except OrinprofError as err:
+                self._fail(slot, f"{self.model_name} · seq {shape.seq_len} · {slot.label}", err)
+                continue
+            blocks.append(self._block_row(shape, slot, r, "timing", pos, len(lat), window, float(np.median(lat))))
+            lat_rows.append(
+                pd.DataFrame(
+                    {**self._keys(shape, slot), "round": r, "iteration": np.arange(len(lat)), "latency_ms": lat}
+                )
+            )
+        order = [slots[i] for i in rng.permutation(len(slots))]
+        for pos, slot in enumerate(order):
+            if not slot.alive:
+                continue
+            self.reporter.stage(f"seq {shape.seq_len} · round {r + 1}/{timing.rounds}: profiling {slot.label}")
+            try:
+                raw, window = self._profiling_block(slot, shape, r)
+            except OrinprofError as err:
+                self._fail(slot, f"{self.model_name} · seq {shape.seq_len} · {slot.label}", err)
+                continue
+            per_iter = raw.groupby("iteration")["time_ms"].sum()
+            med = float(per_iter.median()) if len(per_iter) else float("nan")
+            blocks.append(self._block_row(shape, slot, r, "profiling", pos, len(per_iter), window, med))
+        # this round's latencies and schedule now: an interruption later keeps them
+        if lat_rows:
+            results.append_table(pd.concat(lat_rows, ignore_index=True), self.run_dir, "latencies")
+            self.rows_written = True
+        if blocks:
+            results.append_table(pd.DataFrame(blocks), self.run_dir, "blocks")
 
     def _activate(self, slot: PlanSlot, shape: Shape, stack: contextlib.ExitStack, first: bool = False) -> None:
         try:
