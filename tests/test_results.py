@@ -56,6 +56,13 @@ def test_run_ids_stay_unique_in_a_process_when_the_random_suffix_repeats(monkeyp
     assert drawn == ["aaaa", "aaaa", "aaaa", "bbbb"]  # the repeats were drawn and refused
 
 
+def test_thousands_of_run_ids_in_one_second_are_all_distinct(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3000 random 4-hex suffixes repeat ~65 times (birthday bound); every repeat must be redrawn
+    monkeypatch.setattr(results, "_issued_run_ids", set())
+    ids = [results.new_run_id("m", "b", NOW) for _ in range(3000)]
+    assert len(set(ids)) == 3000
+
+
 def test_run_ids_give_up_with_an_error_when_the_suffix_never_changes(monkeypatch: pytest.MonkeyPatch) -> None:
     _scripted_suffixes(monkeypatch, itertools.repeat("cccc"))
     results.new_run_id("m", "b", NOW)
