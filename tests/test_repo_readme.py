@@ -93,16 +93,7 @@ def _named_paths(doc: Path) -> Iterator[tuple[str, Path]]:
             yield span, REPO / span
 
 
-def _known_gap(doc: Path) -> pytest.MarkDecorator:
-    # strict: the day the README stops naming ../shared this runs as a plain test again
-    return pytest.mark.xfail(
-        "../shared/fixtures" in doc.read_text(),
-        reason="the README still says the tests read `../shared/fixtures/`; they read tests/fixtures/",
-        strict=True,
-    )
-
-
-@pytest.mark.parametrize("doc", [pytest.param(d, marks=_known_gap(d)) for d in [README, *DOCS]], ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", [README, *DOCS], ids=lambda p: p.name)
 def test_every_path_the_docs_name_exists(doc: Path) -> None:
     named = list(_named_paths(doc))
     missing = [written for written, path in named if not path.exists()]
