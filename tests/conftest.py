@@ -1,4 +1,8 @@
-"""Shared test helpers: where the recorded fixtures live (``../shared`` beside the checkout)."""
+"""Shared test helpers: where the recorded fixtures live (``tests/fixtures``, inside the repository).
+
+Everything a test reads is in the repository, so a clone anywhere passes its own tests
+(``scripts/test.sh`` runs the suite from a copy of the tracked files alone to keep it so).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-
-
-@pytest.fixture
-def shared() -> Path:
-    return SHARED
+#: recorded TensorRT / Jetson outputs and the seed deck, with licences and provenance (README.md there)
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="session")

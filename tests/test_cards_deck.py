@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SHARED
+from conftest import FIXTURES, REPO
 from orinprof.cards import format_cards, parse_cards, read_cards
 from orinprof.errors import OrinprofError
 
@@ -15,7 +15,7 @@ HEADER = "#separator:tab\n#html:true\n#deck:D\n#notetype:Basic\n#columns:Front\t
 
 
 def test_repository_cards_match_the_seed_deck() -> None:
-    seed = next((SHARED / "seed").glob("*.txt")).read_text()
+    seed = (FIXTURES / "seed" / "000_f9238a30e4d9d751.txt").read_text()
     rows = [line[2:-2].split(" | ") for line in seed.splitlines() if line.startswith("| ") and "| Front |" not in line]
     deck = read_cards(REPO / "cards.tsv")
     assert [(c.front, c.back) for c in deck.cards] == [(html.escape(f, False), html.escape(b, False)) for f, b in rows]

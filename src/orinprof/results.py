@@ -19,6 +19,7 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -638,24 +639,73 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+#: how many suffixes to draw before giving up; with 65,536 suffixes per model, backend and second,
+#: running out means the suffix source is broken, not that the space is full
+_MAX_SUFFIX_DRAWS = 1000
+#: every run id this process has issued: ids are unique within a process by construction
+_issued_run_ids: set[str] = set()
+_issued_lock = threading.Lock()
+
+
+def _random_suffix() -> str:
+    return secrets.token_hex(2)
+
+
 def new_run_id(model: str, backend: str, now: datetime | None = None) -> str:
+    """``<UTC date>T<time>-<model>-<backend>-<4 hex>``, never one this process issued before.
+
+    Other processes (another terminal, a Jetson writing into the same folder) can still draw the
+    same id; :func:`new_run_dir` resolves that with exclusive creation."""
     now = now or datetime.now(timezone.utc)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-") or "model"
-    return f"{now:%Y%m%dT%H%M%S}-{safe}-{backend}-{secrets.token_hex(2)}"
+    stem = f"{now:%Y%m%dT%H%M%S}-{safe}-{backend}"
+    with _issued_lock:
+        for _ in range(_MAX_SUFFIX_DRAWS):
+            run_id = f"{stem}-{_random_suffix()}"
+            if run_id not in _issued_run_ids:
+                _issued_run_ids.add(run_id)
+                return run_id
+    raise OrinprofError(
+        f"no unused run id for {stem} after {_MAX_SUFFIX_DRAWS} random suffixes",
+        "the random suffix source is broken; run again",
+    )
 
 
-def create_run_dir(results_dir: Path, run_id: str) -> Path:
-    """Make ``results_dir/run_id``; never reuse an existing directory."""
+def _ensure_results_dir(results_dir: Path) -> Path:
     results_dir = Path(results_dir)
     if results_dir.exists() and not results_dir.is_dir():
         raise OrinprofError(f"results directory {results_dir} is a file", "pass a directory to --results-dir")
     results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / run_id
+    return results_dir
+
+
+def create_run_dir(results_dir: Path, run_id: str) -> Path:
+    """Make ``results_dir/run_id`` for an id fixed in advance; never reuse an existing directory."""
+    path = _ensure_results_dir(results_dir) / run_id
     try:
-        path.mkdir()
-    except FileExistsError as err:  # pragma: no cover - the random suffix makes this very unlikely
+        path.mkdir()  # exclusive: fails if anyone (another process included) made it first
+    except FileExistsError as err:
         raise OrinprofError(f"run directory {path} already exists", "results are never overwritten") from err
     return path
+
+
+def new_run_dir(results_dir: Path, model: str, backend: str, now: datetime | None = None) -> Path:
+    """Make a new run directory under ``results_dir``; its name is the run id.
+
+    Creation is exclusive (``mkdir`` without ``exist_ok``): when another process already made a
+    directory with the drawn id, a new suffix is drawn, so two runs never share a directory."""
+    results_dir = _ensure_results_dir(results_dir)
+    for _ in range(_MAX_SUFFIX_DRAWS):
+        path = results_dir / new_run_id(model, backend, now)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise OrinprofError(
+        f"no unused run directory under {results_dir} after {_MAX_SUFFIX_DRAWS} tries",
+        "pass another --results-dir",
+    )
 
 
 def write_table(df: pd.DataFrame, run_dir: Path, table: str) -> Path:

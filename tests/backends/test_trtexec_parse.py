@@ -17,11 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from conftest import SHARED
+from conftest import FIXTURES
 from orinprof.backends.trtexec import ingest, parse
 from orinprof.errors import OrinprofError
 
-FIX = SHARED / "fixtures"
+FIX = FIXTURES
 TREX = FIX / "trex"
 CONTROLNET = FIX / "trt2023_controlnet_fp16"
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
+from conftest import FIXTURES
 from orinprof.cli import app
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 LOG = FIXTURES / "tegrastats_logs" / "orin_nano_8gb_tegrastats_data.txt"
 runner = CliRunner()
 
@@ -35,7 +34,6 @@ def test_doctor_lists_everything_and_exits_0() -> None:
         assert "jtop.service" in result.output
 
 
-@pytest.mark.skipif(not LOG.exists(), reason="shared fixtures not present beside the checkout")
 def test_parse_tegrastats_writes_csv(tmp_path: Path) -> None:
     out = tmp_path / "telemetry.csv"
     result = runner.invoke(app, ["telemetry", "parse-tegrastats", str(LOG), "--out", str(out)])

@@ -12,15 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import FIXTURES
 from orinprof.errors import OrinprofError
 from orinprof.telemetry import ReaderOptions, open_session
 from orinprof.telemetry.tegrastats import TegrastatsReader, parse_file, parse_line, parse_lines, readings
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 LINE_FILES = sorted((FIXTURES / "tegrastats").glob("*.txt"))
 LOG = FIXTURES / "tegrastats_logs" / "orin_nano_8gb_tegrastats_data.txt"
-
-pytestmark = pytest.mark.skipif(not LINE_FILES, reason="shared fixtures not present beside the checkout")
 
 
 def _line(path: Path) -> str:
@@ -162,7 +160,7 @@ def test_arbitrary_text_never_crashes(text: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(LINE_FILES or [Path("/nonexistent")]), st.integers(min_value=0, max_value=600), st.data())
+@given(st.sampled_from(LINE_FILES), st.integers(min_value=0, max_value=600), st.data())
 def test_truncated_and_mangled_lines_never_crash(path: Path, cut: int, data: st.DataObject) -> None:
     line = _line(path)
     truncated = line[:cut]
