@@ -269,8 +269,8 @@ class ProfileRun:
     def run(self) -> ProfileResult:
         cfg = self.cfg
         seq_lens = list(cfg.seq_lens) or ([self.spec.default_seq] if self.spec else [0])
-        self.run_id = results.new_run_id(self.model_name, cfg.backend)
-        self.run_dir = results.create_run_dir(Path(cfg.results_dir), self.run_id)
+        self.run_dir = results.new_run_dir(Path(cfg.results_dir), self.model_name, cfg.backend)
+        self.run_id = self.run_dir.name
         try:
             fingerprint: dict[str, Any] = {}
             try:

@@ -397,9 +397,9 @@ def pruning(
     timed = run_pruning_experiment(variants, lambda v: variant_spec(spec, v), time_block, progress, rounds=rounds)
     names = {FULL: spec.name, **{v.name: variant_spec(spec, v).name for v in variants}}
     first = timed.blocks[FULL][0]
-    run_id = results.new_run_id(f"{spec.name}-pruning", first.backend)
+    run_dir = results.new_run_dir(Path(results_dir), f"{spec.name}-pruning", first.backend)
+    run_id = run_dir.name
     table = pruning_table(timed.blocks[FULL], [(v, timed.blocks[v.name]) for v in variants], run_id)
-    run_dir = results.create_run_dir(Path(results_dir), run_id)
     info = results.RunInfo.create(
         run_id,
         command,
