@@ -9,18 +9,20 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import SHARED
 from orinprof.backends import available
 from orinprof.backends.tensorrt import runner
 from orinprof.backends.tensorrt.cuda import CudaPython
 from orinprof.backends.tensorrt.runner import TrtOptions, engine_facts, profile_rows
 from orinprof.errors import OrinprofError
 
-LAYERINFO = SHARED / "fixtures" / "trt2023_controlnet_fp16" / "layerinfo.json"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+LAYERINFO = FIXTURES / "trt2023_controlnet_fp16" / "layerinfo.json"
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from conftest import SHARED
-from orinprof.backends.trtexec import ingest, parse
+from orinprof import trt_formats as parse
 from orinprof.errors import OrinprofError
+from orinprof.ingest import trtexec as ingest
 
-FIX = SHARED / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+FIX = FIXTURES
 TREX = FIX / "trex"
 CONTROLNET = FIX / "trt2023_controlnet_fp16"
 

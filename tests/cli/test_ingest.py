@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED
 from orinprof.cli import app
 
-FIX = SHARED / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+FIX = FIXTURES
 CONTROLNET = FIX / "trt2023_controlnet_fp16"
 QAT = FIX / "trex" / "a100_pytorch_resnet_qat"
 RTX = FIX / "trex" / "rtx3090_tensorflow_resnet_fp32"

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orinprof.backends.trtexec.ingest import class_summary, ingest_trtexec, write_ingest_run
+from orinprof.ingest.trtexec import class_summary, ingest_trtexec, write_ingest_run
 from orinprof.cli.app import ResultsDir, group_command, out, sub_app
 
 ingest_app = sub_app("ingest", "Convert existing profiler output (trtexec JSON) into an orinprof run directory.")

@@ -9,7 +9,7 @@ attached, ``enqueue_emits_profile = False`` and ``report_to_profiler()`` after e
 trtexec does with ``--separateProfileRun``), so the timing context never carries a profiler.
 
 Layers are traced to ONNX nodes through the engine inspector JSON (built with DETAILED verbosity),
-parsed by :mod:`orinprof.backends.trtexec.parse`, the one reader of that format.
+parsed by :mod:`orinprof.trt_formats`, the one reader of that format.
 
 Options (``RunnerOptions.extra``): ``precision``, ``engine_dir``, ``workspace_mb``, ``dla_core``,
 ``strongly_typed``, ``timing_cache``, ``input_shapes``.
@@ -131,7 +131,7 @@ class EngineFacts:
 def engine_facts(inspector_json: str) -> EngineFacts:
     """Summarise ``get_engine_information(LayerInformationFormat.JSON)`` (same shape as trtexec's
     ``--exportLayerInfo``)."""
-    from orinprof.backends.trtexec.parse import is_fused_mha, parse_layer_info, split_metadata
+    from orinprof.trt_formats import is_fused_mha, parse_layer_info, split_metadata
 
     try:
         data = json.loads(inspector_json)

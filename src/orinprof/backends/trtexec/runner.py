@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from orinprof import trt_formats as parse
 from orinprof.backends.base import BackendInfo, Feed, Progress, Runner, RunnerOptions, TimingConfig
-from orinprof.backends.trtexec import ingest, parse
 from orinprof.errors import OrinprofError
+from orinprof.ingest import trtexec as ingest
 from orinprof.plans import PLAN_NAMES
 
 log = logging.getLogger(__name__)

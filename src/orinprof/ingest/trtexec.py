@@ -2,15 +2,14 @@
 
 :func:`build_raw_profile` joins the per-layer profile with the engine layer information (by
 position when the counts match, as TREx does, else by name) and maps every engine layer to the
-ONNX nodes it implements (:func:`orinprof.backends.trtexec.parse.match_onnx_nodes`).
+ONNX nodes it implements (:func:`orinprof.trt_formats.match_onnx_nodes`).
 :func:`ingest_trtexec` adds ONNX node classes and FLOPs when the ONNX file is given and hands the
 raw frame to :func:`orinprof.attribute.attribute_layers`; :func:`write_ingest_run` writes a new run
-directory.  Parsing itself lives in :mod:`orinprof.backends.trtexec.parse`.
+directory.  Parsing itself lives in :mod:`orinprof.trt_formats`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import re
@@ -25,8 +24,11 @@ import numpy as np
 import pandas as pd
 
 from orinprof import results
+from orinprof import trt_formats as parse
+from orinprof.attribute import attribute_layers
 from orinprof.backends.base import RAW_PROFILE_COLUMNS
-from orinprof.backends.trtexec import parse
+from orinprof.classify import classify
+from orinprof.costs import node_costs
 from orinprof.errors import OrinprofError
 from orinprof.stats import latency_stats
 
@@ -75,7 +77,7 @@ class IngestResult:
     fused_mha: bool
     myelin_regions: int  # opaque {ForeignNode[…]} layers that could hide a fused MHA
     precisions: tuple[str, ...]  # engine layer output precisions seen
-    attribution: str  # "orinprof.attribute" or "fallback"
+    attribution: str  # "orinprof.attribute"
     classes_available: bool
     gemm_counts: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -151,8 +153,10 @@ def build_raw_profile(
         median = float(rec["median_ms"])
         time_ms = median if not math.isnan(median) else float(rec["average_ms"])
         status = rec["status"]
-        if status == "ok" and mapping == "fused-unattributed":
-            status = "fused-unattributed"
+        if status == "ok" and mapping in ("fused-unattributed", "reformat"):
+            # attribute_layers honours these statuses: opaque Myelin regions and reformats are
+            # never given to attention, FFN or other (review m13)
+            status = mapping
         row = {
             "iteration": 0,
             "layer": name,
@@ -209,17 +213,6 @@ def onnx_node_order(onnx_path: Path) -> list[str]:
     return names
 
 
-def _optional(module: str, attr: str) -> Any | None:
-    """A stage function written elsewhere in orinprof, or None while it does not exist."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if err.name != module:
-            raise
-        return None
-    return getattr(mod, attr, None)
-
-
 def _classes_and_flops(
     onnx_path: Path,
 ) -> tuple[pd.DataFrame | None, dict[str, float] | None, pd.DataFrame | None]:
@@ -227,66 +220,23 @@ def _classes_and_flops(
 
     model = onnx.load(str(onnx_path))
     classes = flops = costs = None
-    classify = _optional("orinprof.classify", "classify")
-    if classify is None:
-        log.warning("orinprof.classify is not available: layers are not classed as attention/FFN")
+    classes = classify(model)
+    try:
+        costs = node_costs(model)
+    except OrinprofError as err:
+        log.warning("no FLOPs for %s (%s): mixed layers are not split", onnx_path, err.one_line())
     else:
-        classes = classify(model)
-    node_costs = _optional("orinprof.costs", "node_costs")
-    if node_costs is None:
-        log.warning("orinprof.costs is not available: mixed layers cannot be split by FLOPs")
-    else:
-        try:
-            costs = node_costs(model)
-        except OrinprofError as err:
-            log.warning("no FLOPs for %s (%s): mixed layers are not split", onnx_path, err.one_line())
-        else:
-            flops = {str(n): float(f) for n, f in zip(costs["node"], costs["flops"], strict=True)}
+        flops = {str(n): float(f) for n, f in zip(costs["node"], costs["flops"], strict=True)}
     return classes, flops, costs
 
 
 # --------------------------------------------------------------------------- attribution
 
 
-def _fallback_attribution(raw: pd.DataFrame, classes: pd.DataFrame | None) -> pd.DataFrame:
-    """Used only while :mod:`orinprof.attribute` is absent: a node set with one class gets it,
-    several classes give ``mixed`` (not split), no classes give ``other``."""
-    node_class = dict(zip(classes["node"], classes["layer_class"], strict=True)) if classes is not None else {}
-    node_block = dict(zip(classes["node"], classes["block"], strict=True)) if classes is not None else {}
-    total = float(raw["time_ms"].sum())
-    rows = []
-    for rec in raw.to_dict("records"):
-        nodes = [n for n in str(rec["onnx_nodes"]).split(";") if n]
-        found = {node_class[n] for n in nodes if n in node_class}
-        blocks = {node_block[n] for n in nodes if n in node_block and pd.notna(node_block[n])}
-        layer_class = found.pop() if len(found) == 1 else ("mixed" if found else "other")
-        rows.append(
-            {
-                "layer": rec["layer"],
-                "op_type": rec["op_type"],
-                "layer_class": layer_class,
-                "block": blocks.pop() if len(blocks) == 1 else pd.NA,
-                "onnx_nodes": rec["onnx_nodes"],
-                "calls": rec["calls"],
-                "median_ms": rec["time_ms"],
-                "mean_ms": rec["average_ms"],
-                "share": rec["time_ms"] / total if total > 0 else math.nan,
-                "class_split": "",
-                "status": rec["status"] if rec["status"] == "zero_time" else "ok",
-            }
-        )
-    return pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
-
-
 def attribute(
     raw: pd.DataFrame, classes: pd.DataFrame | None, node_flops: Mapping[str, float] | None
 ) -> tuple[pd.DataFrame, str]:
-    attribute_layers = _optional("orinprof.attribute", "attribute_layers")
-    if attribute_layers is None:
-        log.warning("orinprof.attribute is not available: using the minimal fallback attribution")
-        layers, how = _fallback_attribution(raw, classes), "fallback"
-    else:
-        layers, how = attribute_layers(raw, classes, node_flops), "orinprof.attribute"
+    layers, how = attribute_layers(raw, classes, node_flops), "orinprof.attribute"
     layers = layers.reset_index(drop=True)
     if len(layers) == len(raw):
         # engine facts and the two classes only the engine can tell: never let a Myelin region or a
