@@ -22,6 +22,7 @@ from orinprof.backends.trtexec import runner as trtexec_runner
 from orinprof.backends.trtexec.runner import TrtexecRunner, probe, trtexec_args
 from orinprof.errors import OrinprofError
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CONTROLNET = FIXTURES / "trt2023_controlnet_fp16"
 TIMING = FIXTURES / "trex" / "rtx3090_tensorflow_resnet_fp32" / "resnet.onnx.engine.timing.json"
 
@@ -110,8 +111,6 @@ def test_probe_without_trtexec_names_install_routes(tmp_path: Path, monkeypatch:
 FAKE = """#!{python}
 # FAKE trtexec written by a test: records its arguments, copies recorded files.  Not TensorRT.
 import json, shutil, sys
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 args = sys.argv[1:]
 json.dump(args, open({record!r}, "w"))
 if {fail!r}:
