@@ -645,3 +645,74 @@ def is_fused_mha(layer_row: Mapping[str, Any]) -> bool:
         if isinstance(value, str) and value and _MHA.search(value):
             return True
     return False
+
+
+# --------------------------------------------------------------------------- engine facts
+
+
+@dataclass(frozen=True)
+class EngineSummary:
+    """What a layer-information file alone says about an engine (``orinprof inspect``): enough to
+    answer "did my INT8 attention fuse?" without profiling."""
+
+    source: str
+    detailed: bool
+    layer_count: int
+    #: precision (input side) → layer count; empty for a names-only file
+    precision_counts: Mapping[str, int]
+    fused_mha_layers: tuple[str, ...]
+    fused_mha_precisions: tuple[str, ...]
+    #: opaque ``{ForeignNode[…]}`` Myelin layers (TensorRT 8.x): they may hide a fused MHA
+    myelin_regions: tuple[str, ...]
+    reformat_layers: int
+
+    @property
+    def fused_mha(self) -> bool | None:
+        """True when a fused-MHA kernel is visible; None ("unknown") when none is but a Myelin
+        region could hide one (TensorRT 8.6 does not show kernels inside it; review M1)."""
+        if self.fused_mha_layers:
+            return True
+        return None if self.myelin_regions else False
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "layer_count": self.layer_count,
+            "precision_counts": dict(self.precision_counts),
+            "fused_mha": self.fused_mha,
+            "fused_mha_layers": list(self.fused_mha_layers),
+            "fused_mha_precisions": list(self.fused_mha_precisions),
+            "myelin_regions": len(self.myelin_regions),
+            "reformat_layers": self.reformat_layers,
+            "layer_info": "detailed" if self.detailed else "names-only",
+        }
+
+
+def engine_summary(info: EngineLayers) -> EngineSummary:
+    counts: dict[str, int] = {}
+    mha: list[str] = []
+    mha_precisions: list[str] = []
+    myelin: list[str] = []
+    reformats = 0
+    for row in info.layers.to_dict("records"):
+        name = str(row["name"])
+        precision = str(row["precision_in"] or row["precision_out"] or "")
+        if info.detailed:
+            counts[precision or "unknown"] = counts.get(precision or "unknown", 0) + 1
+        if _FOREIGN.match(name.strip()):
+            myelin.append(name)
+        if _REFORMAT.match(name.strip()) or str(row["layer_type"]) in ("Reformat", "MyelinReformat"):
+            reformats += 1
+        if is_fused_mha(row):
+            mha.append(name)
+            if precision and precision not in mha_precisions:
+                mha_precisions.append(precision)
+    return EngineSummary(
+        source=info.source,
+        detailed=info.detailed,
+        layer_count=len(info.layers),
+        precision_counts=counts,
+        fused_mha_layers=tuple(mha),
+        fused_mha_precisions=tuple(mha_precisions),
+        myelin_regions=tuple(myelin),
+        reformat_layers=reformats,
+    )

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orinprof.ingest.trtexec import class_summary, ingest_trtexec, write_ingest_run
 from orinprof.cli.app import ResultsDir, group_command, out, sub_app
+from orinprof.ingest.trtexec import class_summary, ingest_trtexec, write_ingest_run
 
 ingest_app = sub_app("ingest", "Convert existing profiler output (trtexec JSON) into an orinprof run directory.")
 
