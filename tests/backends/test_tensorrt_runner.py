@@ -59,7 +59,9 @@ def test_facts_split_metadata_into_onnx_nodes(controlnet):
 def test_fp16_controlnet_has_no_fused_mha(controlnet):
     layers, facts = controlnet
     assert not any("mha" in (lay["Name"] + lay.get("TacticName", "")).lower() for lay in layers)
-    assert not facts.fused_mha and facts.fused_mha_precisions == ()
+    assert facts.fused_mha_precisions == () and facts.fused_mha_layers == ()
+    # Myelin regions could hide a fused MHA on 8.6: "unknown", never a false "no" (review M1)
+    assert facts.fused_mha is None and len(facts.myelin_regions) == 7
 
 
 def test_fused_mha_and_its_precision_are_reported():
@@ -105,8 +107,8 @@ def test_profile_rows_keep_iterations_and_missing_nodes(controlnet):
     layers, facts = controlnet
     named = layers[0]["Name"]
     reports = [[(named, 0.5), ("not-in-inspector", 0.25)], [(named, 0.75), ("not-in-inspector", 0.5)]]
-    df = profile_rows(reports, facts)
-    assert list(df.columns) == ["iteration", "layer", "op_type", "onnx_nodes", "time_ms"]
+    df = profile_rows(reports, facts, onnx_node_names=[])
+    assert list(df.columns[:5]) == ["iteration", "layer", "op_type", "onnx_nodes", "time_ms"]
     assert df["iteration"].tolist() == [0, 0, 1, 1]
     assert df["time_ms"].tolist() == [0.5, 0.25, 0.75, 0.5]
     assert df.loc[0, "op_type"] == layers[0]["LayerType"]
