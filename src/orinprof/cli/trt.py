@@ -15,6 +15,9 @@ from orinprof.cli.app import command, out
 def lint_qdq(
     model: Annotated[Path, typer.Argument(help="Q/DQ ONNX file of an INT8 plan.")],
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write the findings (qdq_lint table).")] = None,
+    trt_version: Annotated[
+        str | None, typer.Option("--trt-version", help="Target TensorRT, e.g. 10.3 (default: 8.6, the strictest).")
+    ] = None,
 ) -> None:
     """Check each attention block's Q/DQ layout against TensorRT's INT8 fused-attention rules.
 
@@ -23,7 +26,9 @@ def lint_qdq(
     from orinprof.lint import block_verdicts
     from orinprof.lint import lint_qdq as run_lint
 
-    findings = run_lint(model)
+    from orinprof.backends.tensorrt.features import parse_version
+
+    findings = run_lint(model, trt_version=parse_version(trt_version) if trt_version else None)
     table = Table(title=f"{model.name}: INT8 fused-MHA preconditions")
     for col in ("block", "check", "ok", "detail"):
         table.add_column(col)
