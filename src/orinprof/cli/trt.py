@@ -23,10 +23,9 @@ def lint_qdq(
 
     Example: orinprof lint-qdq models/bert-base.s128.int8-attn.onnx
     """
+    from orinprof.backends.tensorrt.features import parse_version
     from orinprof.lint import block_verdicts
     from orinprof.lint import lint_qdq as run_lint
-
-    from orinprof.backends.tensorrt.features import parse_version
 
     findings = run_lint(model, trt_version=parse_version(trt_version) if trt_version else None)
     table = Table(title=f"{model.name}: INT8 fused-MHA preconditions")
