@@ -92,6 +92,15 @@ def test_fp32_plan_runs_on_every_version(tmp_path: Path, trt, version: str) -> N
     assert info.details["typing"] == ("strong" if version.startswith("11") else "weak")
 
 
+def test_runner_times_several_blocks_in_a_row(tmp_path: Path, trt) -> None:  # type: ignore[no-untyped-def]
+    """Interleaved rounds call time_e2e several times on one runner: no rebuild, same results shape."""
+    module, _ = trt("10.3.0")
+    with TensorRTRunner(_onnx(tmp_path / "m.onnx"), _opts(tmp_path, "fp16")) as runner:
+        blocks = [runner.time_e2e(FEED, TIMING) for _ in range(3)]
+        assert runner.timed_window is not None
+    assert [len(b) for b in blocks] == [5, 5, 5] and len(module.calls) == 1
+
+
 # ------------------------------------------------------------------ M4: dynamic axes
 
 

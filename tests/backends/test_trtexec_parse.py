@@ -272,6 +272,19 @@ def test_controlnet_foreign_nodes_are_fused_unattributed_with_their_share() -> N
     assert not result.fused_mha  # TRT 8.6 hides any MHA kernel inside the opaque regions
 
 
+def test_reformat_layers_are_reformat_not_other() -> None:
+    """m13: the profile path of measure skipped ingest's post-pass, so reformats became "other"."""
+    from orinprof.attribute import attribute_layers
+
+    raw = ingest.build_raw_profile(
+        parse.read_profile(CONTROLNET / "profile.json"), parse.read_layer_info(CONTROLNET / "layerinfo.json")
+    )
+    reformats = raw[raw["layer"].str.startswith("Reformatting CopyNode")]
+    assert len(reformats) and (reformats["status"] == "reformat").all()
+    layers = attribute_layers(raw, None, None).set_index("layer")  # what measure calls, no post-pass
+    assert (layers.loc[reformats["layer"], "layer_class"] == "reformat").all()
+
+
 def test_controlnet_metadata_split_on_record_separator() -> None:
     data = _load(CONTROLNET / "layerinfo.json")
     layers = [layer for layer in data["Layers"] if "\x1e" in (layer.get("Metadata") or "")]  # type: ignore[index]

@@ -269,6 +269,25 @@ def test_engine_from_another_tensorrt_fails_in_one_line(tmp_path: Path, fake) ->
     assert "timing run failed (exit 1)" in line and "Version tag does not match" in line and "\n" not in line
 
 
+def test_dynamic_onnx_without_any_shape_is_one_line(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    fake("10.3.0")
+    model = _onnx(tmp_path / "m.onnx", [1, "seq", 16])
+    with TrtexecRunner(model, _opts(tmp_path, "fp16")) as runner, pytest.raises(OrinprofError) as err:
+        runner.time_e2e({}, TimingConfig(iterations=3, warmup_s=0))
+    assert "dynamic dimensions" in err.value.one_line() and "--seq" in err.value.one_line()
+
+
+def test_build_failure_is_one_line_with_the_log(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    """A trtexec that fails mid-build: the first error line and where the full log is."""
+    fake("8.6.2")
+    model = _qdq_onnx(tmp_path / "m.onnx")  # a Q/DQ graph as the fp16 plan: 8.x wants --int8 for Q/DQ
+    with pytest.raises(OrinprofError) as err, TrtexecRunner(model, _opts(tmp_path, "fp16")):
+        pass
+    line = err.value.one_line()
+    assert "trtexec build failed (exit 1)" in line and "INT8 builder flag" in line and "full log:" in line
+    assert "\n" not in line
+
+
 def test_missing_trtexec_names_install_routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(trtexec_runner, "DEFAULT_TRTEXEC", tmp_path / "missing" / "trtexec")

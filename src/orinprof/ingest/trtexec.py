@@ -153,9 +153,9 @@ def build_raw_profile(
         median = float(rec["median_ms"])
         time_ms = median if not math.isnan(median) else float(rec["average_ms"])
         status = rec["status"]
-        if status == "ok" and mapping in ("fused-unattributed", "reformat"):
+        if status in ("ok", "zero_time") and mapping in ("fused-unattributed", "reformat"):
             # attribute_layers honours these statuses: opaque Myelin regions and reformats are
-            # never given to attention, FFN or other (review m13)
+            # never given to attention, FFN or other, even when they took no time (review m13)
             status = mapping
         row = {
             "iteration": 0,
