@@ -157,13 +157,21 @@ def test_cuda_python_return_codes_are_checked():
     assert "cudaErrorMemoryAllocation" in err.value.one_line() and "out of memory" in err.value.one_line()
 
 
-def test_options_accept_what_measure_passes() -> None:
-    """The pipeline hands every runner the same extra keys; the TensorRT options must take them."""
+def test_options_accept_what_measure_passes(tmp_path) -> None:
+    """The pipeline hands every runner typed options plus legacy extra keys; TrtOptions takes both."""
     from orinprof.backends.tensorrt.runner import TrtOptions
-    from orinprof.measure import ProfileConfig, _runner_options
+    from orinprof.measure import ProfileConfig, ProfileRun, Shape
     from orinprof.models import get
 
-    cfg = ProfileConfig(model="bert-tiny", backend="tensorrt", extra={"dla_core": 0, "strongly_typed": True})
-    options = _runner_options(cfg, "int8-attn", 32, get("bert-tiny"))
-    trt_options = TrtOptions.from_extra(options.extra)
+    cfg = ProfileConfig(
+        model="bert-tiny",
+        backend="tensorrt",
+        models_dir=tmp_path / "models",
+        extra={"dla_core": 0, "strongly_typed": True},
+    )
+    inputs = get("bert-tiny").inputs(1, 32)
+    shape = Shape(32, 1, tuple(inputs), {}, [], lambda: iter(()), "none")
+    options = ProfileRun(cfg).runner_options("int8-attn", shape)
+    trt_options = TrtOptions.from_runner_options(options)
     assert trt_options.precision == "int8-attn" and trt_options.dla_core == 0 and trt_options.strongly_typed
+    assert trt_options.input_shapes == {i.name: tuple(i.shape) for i in inputs}
