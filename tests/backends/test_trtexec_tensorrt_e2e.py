@@ -56,11 +56,13 @@ def test_trtexec_profiles_every_plan(tmp_path: Path, models_dir: Path, monkeypat
     assert list(summary["precision"]) == list(WEAK_PLANS)
     assert summary["fidelity_cosine"].isna().all()  # trtexec returns no outputs: NaN, not a crash
     assert (summary["e2e_median_ms"] > 0).all()
+    assert (summary["engine_typing"] == "weak").all()  # m3: the typing used, per engine
     layers = pd.read_csv(result.run_dir / "layers.csv")
     if version.startswith("8."):
         # Myelin {ForeignNode[...]} regions are traced over the ONNX order or left unattributed
         assert layers["layer"].str.startswith("{ForeignNode[").any()
         assert summary["fused_mha"].isna().all()  # unknown under a Myelin region, not a false "no"
+        assert (summary["myelin_regions"] > 0).all()
 
 
 @pytest.mark.slow
@@ -70,6 +72,7 @@ def test_trtexec_11_profiles_fp32_and_fp16_and_refuses_int8(tmp_path: Path, mode
     monkeypatch.setenv("PATH", f"{exe.parent}:{Path(sys.executable).parent}:/usr/bin:/bin")
     result = profile(_cfg("trtexec", tmp_path, models_dir, WEAK_PLANS))
     assert list(result.summary["precision"]) == ["fp32", "fp16"]
+    assert (result.summary["engine_typing"] == "strong").all()
     assert len(result.failures) == 3 and all("strongly typed" in f for f in result.failures)
 
 
