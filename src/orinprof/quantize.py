@@ -701,13 +701,17 @@ def trt_plan_source(plan_path: Path, plan: str, strongly_typed: bool) -> Path:
                 )
             return source
         return plan_path
-    if chosen.is_int8:
-        model = onnx.load(str(plan_path), load_external_data=False)
-        if _qdq_scale_type(model) != onnx.TensorProto.FLOAT16:
-            raise OrinprofError(
-                f"plan {plan} cannot be built strongly typed: its Q/DQ graph is FP32, so TensorRT would run "
-                "everything outside the INT8 GEMMs in FP32",
-                "build weakly typed (TensorRT 8.6/10.x without --strongly-typed); TensorRT 11 (strong typing "
-                "only) needs an FP16 Q/DQ graph, which orinprof does not write yet",
-            )
+    model = onnx.load(str(plan_path), load_external_data=False)
+    if chosen.fp16 and not any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        raise OrinprofError(
+            f"{plan_path.name} is an FP32 graph: built strongly typed, the fp16 plan would run in FP32",
+            "use the FP16 ONNX orinprof writes for the fp16 plan (<export>.fp16.onnx)",
+        )
+    if chosen.is_int8 and _qdq_scale_type(model) != onnx.TensorProto.FLOAT16:
+        raise OrinprofError(
+            f"plan {plan} cannot be built strongly typed: its Q/DQ graph is FP32, so TensorRT would run "
+            "everything outside the INT8 GEMMs in FP32",
+            "build weakly typed (TensorRT 8.6/10.x without --strongly-typed); TensorRT 11 (strong typing "
+            "only) needs an FP16 Q/DQ graph, which orinprof does not write yet",
+        )
     return plan_path

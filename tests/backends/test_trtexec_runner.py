@@ -31,17 +31,17 @@ P = Path
 FEED = {"x": np.zeros((1, 8, 16), dtype=np.float32)}
 
 
-def _onnx(path: Path, dims: list[int | str] | None = None) -> Path:
+def _onnx(path: Path, dims: list[int | str] | None = None, elem: int = TensorProto.FLOAT) -> Path:
     dims = dims or [1, 8, 16]
-    w = helper.make_tensor("w", TensorProto.FLOAT, [16, 16], np.ones(256, dtype=np.float32).tolist())
+    w = helper.make_tensor("w", elem, [16, 16], np.ones(256, dtype=np.float32).tolist())
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "w"], ["h"], name="/fc/MatMul"),
             helper.make_node("Relu", ["h"], ["y"], name="/act/Relu"),
         ],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("x", elem, dims)],
+        [helper.make_tensor_value_info("y", elem, dims)],
         [w],
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,13 +144,21 @@ def test_dynamic_onnx_gets_the_feed_shapes(tmp_path: Path, fake) -> None:  # typ
 def test_trt11_builds_strongly_typed_without_precision_flags(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
     """B3: TensorRT 11's trtexec rejects --fp16/--int8 ("Unknown option")."""
     fake("11.1.0")
-    with TrtexecRunner(_onnx(tmp_path / "m.onnx"), _opts(tmp_path, "fp16")) as runner:
+    fp16_graph = _onnx(tmp_path / "m.fp16.onnx", elem=TensorProto.FLOAT16)
+    with TrtexecRunner(fp16_graph, _opts(tmp_path, "fp16")) as runner:
         runner.time_e2e(FEED, TimingConfig(iterations=3, warmup_s=0))
         info = runner.info()
     (build,) = _builds(fake.calls())
-    assert not {"--fp16", "--int8"} & set(build)
+    assert not {"--fp16", "--int8"} & set(build) and f"--onnx={fp16_graph}" in build
     assert info.details["typing"] == "strong"
-    assert info.details["precision_counts"] == {"fp32": 2}  # strong typing follows the FP32 ONNX
+    assert info.details["precision_counts"] == {"fp16": 2}  # strong typing follows the FP16 ONNX
+    # an FP32 graph as the fp16 plan would run FP32 under strong typing: refused, nothing built
+    with (
+        pytest.raises(OrinprofError, match="FP32 graph"),
+        TrtexecRunner(_onnx(tmp_path / "m.onnx"), _opts(tmp_path, "fp16")),
+    ):
+        pass
+    assert len(_builds(fake.calls())) == 1
 
 
 def test_int8_under_strong_typing_is_refused_in_one_line(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
