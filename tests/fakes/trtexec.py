@@ -21,8 +21,8 @@ Rules (sources: NVIDIA/TensorRT at the tag named; review = shared/reviews/tensor
 5. Strong typing (11.x always, 10.x with ``--stronglyTyped``) follows the ONNX types; weak typing
    follows ``--fp16``/``--int8`` (see engine_model).  On 8.x a Q/DQ network needs ``--int8``.
 6. ``--skipInference`` stops after the build; layer info is still exported
-   (TRT@v10.3.0:samples/trtexec/trtexec.cpp:L376-384).  ``--buildOnly`` is the 8.6 deprecated alias
-   (TRT@v8.6.1:samples/common/sampleOptions.cpp:L964-966).
+   (TRT@v10.3.0:samples/trtexec/trtexec.cpp:L376-384; TRT@v8.6.1:…/trtexec.cpp:L444-451).
+   ``--buildOnly`` is the 8.6 deprecated alias (TRT@v8.6.1:samples/common/sampleOptions.cpp:L964-966).
 7. ``--loadEngine`` of an engine from another TensorRT version fails at deserialization
    (review "Bad input"; the real message is the runtime's "Version tag does not match").
 8. ``--exportTimes``: one record per timed iteration, warm-ups dropped, keys as in
