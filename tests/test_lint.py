@@ -243,3 +243,70 @@ def test_model_without_attention_is_a_user_error():
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(OrinprofError, match="does not exist"):
         lint_qdq(tmp_path / "nope.onnx")
+
+
+# ------------------------------------------------------------------ review m9: check kinds, Cast, versions
+
+
+def test_every_check_has_a_kind(quantized):
+    df = lint_qdq(quantized)
+    kinds = dict(zip(df["check"], df["kind"], strict=True))
+    assert kinds["bmm1_inputs_qdq"] == "fusion" and kinds["float32_scales"] == "parser"
+    assert kinds["no_gemm_output_qdq"] == "advice"
+
+
+def test_cast_between_dequantize_and_bmm_blocks_fusion(quantized):
+    """m9a: a Cast between DQ and a batched GEMM blocks DQ→GEMM fusion; it was walked through."""
+    model = copy(quantized)
+    bmm1 = node(model, "/attn/MatMul")
+    src = bmm1.input[0]
+    insert_before(model, "/attn/MatMul", [oh.make_node("Cast", [src], ["q_cast"], to=TensorProto.FLOAT, name="q_Cast")])
+    node(model, "/attn/MatMul").input[0] = "q_cast"  # insert_before copied the nodes
+    df = lint_qdq(model)
+    assert status(df)["bmm1_inputs_qdq"] is False
+    assert "Cast after the DequantizeLinear" in df.set_index("check").loc["bmm1_inputs_qdq", "detail"]
+    assert block_verdicts(df)["verdict"].tolist() == ["not fusable"]
+
+
+def test_fp16_scales_decide_the_verdict_only_on_trt8(quantized):
+    """m9b: FP16 scales are an 8.x parser rule; on TensorRT 10 the core is fusable."""
+    model = copy(quantized)
+    scale = initializer(model, "q_t_scale")
+    scale.CopyFrom(nh.from_array(nh.to_array(scale).astype(np.float16), "q_t_scale"))
+    on_86 = block_verdicts(lint_qdq(model)).iloc[0]
+    assert on_86["verdict"] == "not fusable" and "float32_scales" in on_86["reason"]
+    on_10 = lint_qdq(model, trt_version=(10, 3))
+    assert status(on_10)["float32_scales"] is False  # still reported
+    assert block_verdicts(on_10)["verdict"].tolist() == ["fusable"]
+
+
+def test_gemm_output_qdq_is_advice_not_a_verdict(quantized):
+    """m9b: NVIDIA's placement advice decided the fused-MHA verdict."""
+    model = copy(quantized)
+    model.graph.initializer.extend(
+        [nh.from_array(np.array(0.05, dtype=np.float32), "s2"), nh.from_array(np.array(0, dtype=np.int8), "z2")]
+    )
+    insert_before(
+        model,
+        "/attn/q/Add",
+        [
+            oh.make_node("QuantizeLinear", ["q_mm", "s2", "z2"], ["q_mm_q"], name="q_mm_QuantizeLinear"),
+            oh.make_node("DequantizeLinear", ["q_mm_q", "s2", "z2"], ["q_mm_dq"], name="q_mm_DequantizeLinear"),
+        ],
+    )
+    node(model, "/attn/q/Add").input[0] = "q_mm_dq"
+    df = lint_qdq(model)
+    assert status(df)["no_gemm_output_qdq"] is False
+    assert block_verdicts(df)["verdict"].tolist() == ["fusable"]
+
+
+def test_per_axis_activation_scale_is_flagged(quantized):
+    """m9c: the parser requires per-tensor activation scales."""
+    model = copy(quantized)
+    scale = initializer(model, "probs_scale")
+    value = float(nh.to_array(scale))
+    scale.CopyFrom(nh.from_array(np.array([value, value], dtype=np.float32), "probs_scale"))
+    df = lint_qdq(model)
+    assert status(df)["per_tensor_activations"] is False
+    assert "probs_" in df.set_index("check").loc["per_tensor_activations", "detail"]
+    assert block_verdicts(df)["verdict"].tolist() == ["not fusable"]

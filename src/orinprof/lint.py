@@ -8,6 +8,19 @@ multiplication, after softmax, and after the second batched matrix multiplicatio
 bias DQ does not parse), and TensorRT 8.x reads scales as float32.  NVIDIA's placement advice
 (§1.2): do not quantize GEMM outputs.
 
+The checks come in three kinds (column ``kind``), because they fail for different reasons:
+
+* ``fusion``: NVIDIA's INT8 fused-MHA preconditions (Q/DQ around both BMMs and the Softmax output,
+  head size, sequence length), on every version.  A ``Cast`` between a DequantizeLinear and a BMM
+  blocks the DQ→GEMM fusion, so it is not walked through (review m9a; ModelOpt PR #1289,
+  ``quantization_path.md`` §5).
+* ``parser``: what the ONNX parser of the target TensorRT version rejects.  ``float32_scales`` is
+  an 8.x rule only: TensorRT 10 parses FP16 scales, so it does not decide the verdict there
+  (review m9b); per-tensor activation scales are required on every version ("Activations-
+  quantization does not support per-axis quantization", onnx-tensorrt 8.6; review m9c).
+* ``advice``: NVIDIA's placement advice ("by default, do not quantize outputs of weighted ops"):
+  reported, never a reason for "not fusable".
+
 Passing the lint is necessary, not sufficient: "TensorRT may decide not to fuse".  Whether it did is
 read from the built engine (``fused_mha`` in the TensorRT backend's info).
 
@@ -48,6 +61,12 @@ QDQ_LINT_TABLE = results.register(
             Column("block", "int", "transformer block index from the classifier", nullable=True),
             Column("core", "int", "attention core within the block (0 unless a block has several)"),
             Column("check", "str", "check name (see docs: `bmm1_inputs_qdq`, `softmax_output_qdq`, …)"),
+            Column(
+                "kind",
+                "str",
+                "`fusion` (MHA-fusion precondition), `parser` (the target TensorRT's ONNX parser rejects it) or "
+                "`advice` (NVIDIA's placement advice: reported, never decides the verdict)",
+            ),
             Column("ok", "bool", "passed; empty when it could not be decided (unknown shape)", nullable=True),
             Column("detail", "str", "what was found, naming the nodes involved"),
             Column("verdict", "str", "`fusable`, `not fusable` or `unknown` for the core"),
@@ -65,13 +84,31 @@ CHECKS = (
     "seq_len",
     "symmetric_int8",
     "float32_scales",
+    "per_tensor_activations",
     "no_int32_bias_dq",
     "no_gemm_output_qdq",
 )
+#: the kind of every check (see the module docstring)
+CHECK_KINDS = {
+    "bmm1_inputs_qdq": "fusion",
+    "softmax_output_qdq": "fusion",
+    "bmm2_inputs_qdq": "fusion",
+    "bmm2_output_qdq": "fusion",
+    "head_size": "fusion",
+    "seq_len": "fusion",
+    "symmetric_int8": "parser",
+    "float32_scales": "parser",
+    "per_tensor_activations": "parser",
+    "no_int32_bias_dq": "parser",
+    "no_gemm_output_qdq": "advice",
+}
+#: TensorRT versions before which the parser reads Q/DQ scales as float32 only (8.x)
+FLOAT32_SCALES_BEFORE = (10, 0)
 
 INT8_HEAD_SIZES = (16, 32, 64)
 INT8_MAX_SEQ = 512
-#: ops that only move or retype data: TensorRT propagates Q/DQ across them
+#: ops that only move or retype data: walked through when tracing; TensorRT propagates Q/DQ across
+#: the data-movement ones, but a Cast between a DequantizeLinear and a GEMM blocks DQ→GEMM fusion
 PASS_THROUGH = frozenset({"Reshape", "Transpose", "Cast", "Squeeze", "Unsqueeze", "Identity", "Flatten"})
 #: element-wise scaling by a constant (the attention scale on Q and K) is also allowed
 SCALE_OPS = frozenset({"Mul", "Div"})
@@ -87,12 +124,21 @@ class _Trace:
 
     @property
     def dequantized(self) -> bool:
-        # the first non-pass-through node upstream must be a DequantizeLinear
+        # the first non-pass-through node upstream must be a DequantizeLinear, with no Cast before it
         for node in self.nodes:
             if node.op_type == "DequantizeLinear":
                 return True
-            if node.op_type == "QuantizeLinear":
+            if node.op_type in ("QuantizeLinear", "Cast"):
                 return False
+        return False
+
+    @property
+    def cast_before_dq(self) -> bool:
+        for node in self.nodes:
+            if node.op_type == "DequantizeLinear":
+                return False
+            if node.op_type == "Cast":
+                return True
         return False
 
     @property
@@ -179,12 +225,19 @@ def _load(model: onnx.ModelProto | Path | str) -> onnx.ModelProto:
     return load_onnx(model, "pass the Q/DQ ONNX file of an INT8 plan")
 
 
-def lint_qdq(model: onnx.ModelProto | Path | str, classes: pd.DataFrame | None = None) -> pd.DataFrame:
+def lint_qdq(
+    model: onnx.ModelProto | Path | str,
+    classes: pd.DataFrame | None = None,
+    trt_version: tuple[int, int] | None = None,
+) -> pd.DataFrame:
     """Check every attention core of ``model``; returns the ``qdq_lint`` table.
 
     ``classes`` is the ``layer_classes`` table (from :func:`orinprof.classify.classify`); computed
-    here when not given.  Raises :class:`OrinprofError` when the model has no attention core.
+    here when not given.  ``trt_version`` is the TensorRT the plan is for; None = the strictest
+    supported (8.6, JetPack 6.0).  Parser checks that do not apply to it are reported but do not
+    decide the verdict.  Raises :class:`OrinprofError` when the model has no attention core.
     """
+    target = trt_version or (8, 6)
     model = _load(model)
     if classes is None:
         from orinprof.classify import classify
@@ -205,8 +258,9 @@ def lint_qdq(model: onnx.ModelProto | Path | str, classes: pd.DataFrame | None =
     rows: list[dict[str, object]] = []
     for block, core, (bmm1, softmax, bmm2), members in cores:
         checks = _check_core(graph, bmm1, softmax, bmm2, members)
-        failed = [f"{name}: {detail}" for name, ok, detail in checks if ok is False]
-        unknown = [f"{name}: {detail}" for name, ok, detail in checks if ok is None]
+        deciding = [c for c in checks if _decides(c[0], target)]
+        failed = [f"{name}: {detail}" for name, ok, detail in deciding if ok is False]
+        unknown = [f"{name}: {detail}" for name, ok, detail in deciding if ok is None]
         verdict = "not fusable" if failed else ("unknown" if unknown else "fusable")
         reason = "; ".join(failed or unknown)
         for name, ok, detail in checks:
@@ -215,6 +269,7 @@ def lint_qdq(model: onnx.ModelProto | Path | str, classes: pd.DataFrame | None =
                     "block": block,
                     "core": core,
                     "check": name,
+                    "kind": CHECK_KINDS[name],
                     "ok": ok,
                     "detail": detail,
                     "verdict": verdict,
@@ -224,6 +279,16 @@ def lint_qdq(model: onnx.ModelProto | Path | str, classes: pd.DataFrame | None =
     df = pd.DataFrame(rows, columns=QDQ_LINT_TABLE.names)
     df["block"] = df["block"].astype("Int64")
     return results.check(df, QDQ_LINT_TABLE)
+
+
+def _decides(check: str, target: tuple[int, int]) -> bool:
+    """Does ``check`` take part in the verdict for TensorRT ``target``?"""
+    kind = CHECK_KINDS[check]
+    if kind == "advice":
+        return False
+    if check == "float32_scales":
+        return target < FLOAT32_SCALES_BEFORE
+    return True
 
 
 def block_verdicts(lint: pd.DataFrame) -> pd.DataFrame:
@@ -316,7 +381,12 @@ def _check_core(
     traces2 = [graph.trace_back(t) for t in bmm2.input[:2]]
 
     def inputs_check(name: str, bmm: onnx.NodeProto, traces: list[_Trace]) -> Check:
-        bad = [f"input {i} ← {t.describe()}" for i, t in enumerate(traces) if not t.dequantized]
+        bad = [
+            f"input {i} ← {t.describe()}"
+            + (" (a Cast after the DequantizeLinear blocks DQ→GEMM fusion)" if t.cast_before_dq else "")
+            for i, t in enumerate(traces)
+            if not t.dequantized
+        ]
         if bad:
             return (name, False, f"{bmm.name!r}: no DequantizeLinear on " + "; ".join(bad))
         return (name, True, f"{bmm.name!r}: both inputs come from DequantizeLinear")
@@ -353,6 +423,7 @@ def _check_core(
         graph.by_name[m] for m in sorted(members) if graph.by_name[m].op_type in ("QuantizeLinear", "DequantizeLinear")
     ]
     checks.extend(_qdq_parameter_checks(graph, qdq_nodes))
+    checks.append(_per_tensor_activation_check(graph, qdq_nodes))
     checks.append(_int32_bias_check(graph, members))
     checks.append(_gemm_output_check(graph, members))
     return checks
@@ -423,6 +494,28 @@ def _qdq_parameter_checks(graph: _Graph, nodes: list[onnx.NodeProto]) -> list[Ch
             "; ".join(scale_bad) if scale_bad else f"{count} Q/DQ nodes: float32",
         ),
     ]
+
+
+def _per_tensor_activation_check(graph: _Graph, nodes: list[onnx.NodeProto]) -> Check:
+    """Activation Q/DQ (input not a constant) need one scale: the parser rejects per-axis ones."""
+    bad = []
+    count = 0
+    for node in {n.name: n for n in nodes}.values():
+        if graph.is_constant(_root(graph, node.input[0])):
+            continue  # a weight: per-channel scales are fine
+        count += 1
+        scale = graph.constants.get(node.input[1])
+        if scale is not None and int(np.prod(scale.dims or [1])) != 1:
+            bad.append(f"{node.name!r} has {int(np.prod(scale.dims))} scales")
+    if bad:
+        return (
+            "per_tensor_activations",
+            False,
+            "per-axis activation scales (TensorRT rejects them): " + "; ".join(bad),
+        )
+    if not count:
+        return ("per_tensor_activations", None, "no activation Q/DQ on the attention core")
+    return ("per_tensor_activations", True, f"{count} activation Q/DQ nodes: one scale each")
 
 
 def _int32_bias_check(graph: _Graph, members: set[str]) -> Check:

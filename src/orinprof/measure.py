@@ -920,8 +920,13 @@ def _engine_facts(details: Mapping[str, Any]) -> dict[str, Any]:
     if "layer_count" in details:
         out["engine_layers"] = details["layer_count"]
     if "fused_mha" in details:
-        out["fused_mha"] = bool(details["fused_mha"])
+        # None = unknown (a TensorRT 8.6 Myelin region may hide the kernel), never a false "no"
+        out["fused_mha"] = None if details["fused_mha"] is None else bool(details["fused_mha"])
         out["fused_mha_precision"] = ";".join(str(p) for p in details.get("fused_mha_precisions", [])) or None
+    if "typing" in details:  # the typing the engine was built with (review m3)
+        out["engine_typing"] = str(details["typing"])
+    if "myelin_regions" in details:  # opaque {ForeignNode[...]} layers: their time is unattributed
+        out["myelin_regions"] = int(details["myelin_regions"])
     counts = details.get("precision_counts")
     if isinstance(counts, Mapping):
         out["int8_layers"] = int(sum(v for k, v in counts.items() if "int8" in str(k).lower()))

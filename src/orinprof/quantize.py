@@ -657,3 +657,61 @@ def int8_execution_flags(plan: QuantPlan, layer_classes: pd.DataFrame, kernel_co
         for c in ("attention", "ffn", "other")
         if c in classes and kernel_counts.get(f"int8_kernels_{c}", 0) == 0
     ]
+
+
+# ----------------------------------------------------------------------------- TensorRT typing
+# (owned by the TensorRT backends; kept apart from the ONNX Runtime recipes above)
+
+#: the name apply_plan gives the fp16 plan: ``<export stem>.fp16.onnx`` beside the FP32 export
+_FP16_SUFFIX = ".fp16.onnx"
+
+
+def _qdq_scale_type(model: onnx.ModelProto) -> int | None:
+    """Element type of the first QuantizeLinear's scale (FP32 or FP16), None without Q/DQ."""
+    inits = {t.name: t.data_type for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and len(node.input) > 1:
+            return inits.get(node.input[1], onnx.TensorProto.FLOAT)
+    return None
+
+
+def trt_plan_source(plan_path: Path, plan: str, strongly_typed: bool) -> Path:
+    """The ONNX a TensorRT build of ``plan`` must start from, for the typing the build uses.
+
+    Weak typing (TensorRT ≤ 10 without ``--strongly-typed``): the builder's FP16 flag picks the
+    precisions, so the fp16 plan is the FP32 export + FP16 flag — the same graph the INT8 plans
+    are quantized from (review M3; what ``trtexec --fp16`` and NVIDIA's BERT numbers do), not the
+    Cast-wrapped onnxconverter graph.
+
+    Strong typing (TensorRT 11; ``--strongly-typed`` on 10.x): TensorRT follows the ONNX types
+    (``NvInfer.h`` ``STRONGLY_TYPED``), so an INT8 plan must be an FP16 graph with Q/DQ.  orinprof's
+    INT8 plans are FP32 graphs with FP32 scales, which would run everything outside the INT8
+    GEMMs in FP32 and compare that against an FP16 baseline (review M2): refused here."""
+    from orinprof.plans import get_plan  # local: keeps this section's edits apart from the recipes
+
+    plan_path = Path(plan_path)
+    chosen = get_plan(plan)
+    if not strongly_typed:
+        if chosen.fp16 and plan_path.name.endswith(_FP16_SUFFIX):
+            source = plan_path.with_name(plan_path.name[: -len(_FP16_SUFFIX)] + ".onnx")
+            if not source.is_file():
+                raise OrinprofError(
+                    f"the FP32 ONNX {source.name} that {plan_path.name} was converted from is missing",
+                    "re-export the model (orinprof export): weakly typed fp16 engines are built from it",
+                )
+            return source
+        return plan_path
+    model = onnx.load(str(plan_path), load_external_data=False)
+    if chosen.fp16 and not any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        raise OrinprofError(
+            f"{plan_path.name} is an FP32 graph: built strongly typed, the fp16 plan would run in FP32",
+            "use the FP16 ONNX orinprof writes for the fp16 plan (<export>.fp16.onnx)",
+        )
+    if chosen.is_int8 and _qdq_scale_type(model) != onnx.TensorProto.FLOAT16:
+        raise OrinprofError(
+            f"plan {plan} cannot be built strongly typed: its Q/DQ graph is FP32, so TensorRT would run "
+            "everything outside the INT8 GEMMs in FP32",
+            "build weakly typed (TensorRT 8.6/10.x without --strongly-typed); TensorRT 11 (strong typing "
+            "only) needs an FP16 Q/DQ graph, which orinprof does not write yet",
+        )
+    return plan_path

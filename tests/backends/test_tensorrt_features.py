@@ -73,17 +73,18 @@ def test_trt11_is_strongly_typed_only():
     assert not f.has_platform_has_fast_int8 and not f.has_obey_precision_constraints
     plan = plan_typing(f, "int8-ffn")
     assert plan.strongly_typed and plan.builder_flags == ()
-    with pytest.raises(OrinprofError, match="only strongly typed"):
+    with pytest.raises(OrinprofError, match="only strongly typed") as err:
         plan_typing(f, "fp16", strongly_typed=False)
+    assert "--weakly-typed" not in err.value.one_line()  # m7: no such flag exists
 
 
-def test_trt85_allowed_with_warning_and_older_refused(caplog):
-    features._warned.clear()
-    f = detect_features(fake_trt("8.5.2.2"))
-    assert not f.has_layer_metadata
-    assert "no layer Metadata" in caplog.text
-    with pytest.raises(OrinprofError, match="too old"):
-        detect_features(fake_trt("8.4.3.1"))
+def test_jetpack5_trt85_is_refused_in_one_line():
+    """B4/m6: JetPack 5 (TensorRT 8.5.2, Python 3.8) cannot install or run orinprof."""
+    for version in ("8.5.2.2", "8.4.3.1"):
+        with pytest.raises(OrinprofError) as err:
+            detect_features(fake_trt(version))
+        line = err.value.one_line()
+        assert "need ≥ 8.6" in line and "JetPack 5 is unsupported" in line and "JetPack 6" in line
 
 
 def test_unknown_precision_lists_choices():

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from conftest import FIXTURES
-from orinprof.backends.trtexec import ingest, parse
+from orinprof import trt_formats as parse
 from orinprof.errors import OrinprofError
+from orinprof.ingest import trtexec as ingest
 
 FIX = FIXTURES
 TREX = FIX / "trex"
@@ -83,14 +84,14 @@ def test_four_key_profile_keeps_median_missing() -> None:
     prof = parse.parse_profile(json.loads(text))
     assert prof.count == 11290 and not prof.has_median
     assert prof.records["median_ms"].isna().all()
-    raw = ingest.build_raw_profile(prof)
+    raw = parse.build_raw_profile(prof)
     assert raw["time_ms"].tolist() == prof.records["average_ms"].tolist()  # mean used, median not invented
 
 
 def test_profile_without_count_header() -> None:
     prof = parse.parse_profile([{"name": "a", "timeMs": 1.0, "averageMs": 1.0, "percentage": 100.0}])
     assert prof.count is None and len(prof.records) == 1
-    raw = ingest.build_raw_profile(prof)
+    raw = parse.build_raw_profile(prof)
     assert raw["calls"].isna().all()  # unknown stays missing, not 0
 
 
@@ -231,7 +232,7 @@ def test_layer_info_bad_input(tmp_path: Path, content: str, found: str) -> None:
 @pytest.mark.parametrize(("profile", "layers"), PAIRS, ids=_ids([p for p, _ in PAIRS]))
 def test_profile_and_layer_info_join_one_to_one(profile: Path, layers: Path) -> None:
     prof, info = parse.read_profile(profile), parse.read_layer_info(layers)
-    raw = ingest.build_raw_profile(prof, info)
+    raw = parse.build_raw_profile(prof, info)
     assert raw.attrs["join"] == "position"
     assert raw["layer"].tolist() == info.layers["name"].tolist()
     assert raw["op_type"].tolist() == info.layers["layer_type"].tolist()
@@ -243,7 +244,7 @@ def test_join_by_name_when_counts_differ(caplog: pytest.LogCaptureFixture) -> No
     prof = parse.read_profile(PAIRS[0][0])
     info = parse.read_layer_info(PAIRS[0][1])
     partial = parse.EngineLayers(info.source, True, info.layers.iloc[::2].reset_index(drop=True), info.bindings)
-    raw = ingest.build_raw_profile(prof, partial)
+    raw = parse.build_raw_profile(prof, partial)
     assert raw.attrs["join"] == "name" and "joining by name" in caplog.text
     assert len(raw) == len(prof.records)
     known = set(partial.layers["name"])
@@ -270,11 +271,24 @@ def test_controlnet_foreign_nodes_are_fused_unattributed_with_their_share() -> N
     assert not result.fused_mha  # TRT 8.6 hides any MHA kernel inside the opaque regions
 
 
+def test_reformat_layers_are_reformat_not_other() -> None:
+    """m13: the profile path of measure skipped ingest's post-pass, so reformats became "other"."""
+    from orinprof.attribute import attribute_layers
+
+    raw = parse.build_raw_profile(
+        parse.read_profile(CONTROLNET / "profile.json"), parse.read_layer_info(CONTROLNET / "layerinfo.json")
+    )
+    reformats = raw[raw["layer"].str.startswith("Reformatting CopyNode")]
+    assert len(reformats) and (reformats["status"] == "reformat").all()
+    layers = attribute_layers(raw, None, None).set_index("layer")  # what measure calls, no post-pass
+    assert (layers.loc[reformats["layer"], "layer_class"] == "reformat").all()
+
+
 def test_controlnet_metadata_split_on_record_separator() -> None:
     data = _load(CONTROLNET / "layerinfo.json")
     layers = [layer for layer in data["Layers"] if "\x1e" in (layer.get("Metadata") or "")]  # type: ignore[index]
     assert layers
-    raw = ingest.build_raw_profile(
+    raw = parse.build_raw_profile(
         parse.read_profile(CONTROLNET / "profile.json"), parse.read_layer_info(CONTROLNET / "layerinfo.json")
     ).set_index("layer")
     for layer in layers:
@@ -434,10 +448,10 @@ def test_onnx_node_order_reads_graph(tmp_path: Path) -> None:
     )
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph), str(path))
-    assert ingest.onnx_node_order(path) == ["first", "Relu_1"]
+    assert parse.onnx_node_order(path) == ["first", "Relu_1"]
     (tmp_path / "bad.onnx").write_text("not onnx")
     with pytest.raises(OrinprofError, match="not a readable ONNX"):
-        ingest.onnx_node_order(tmp_path / "bad.onnx")
+        parse.onnx_node_order(tmp_path / "bad.onnx")
 
 
 def test_match_prefers_metadata_and_normalises() -> None:
@@ -501,7 +515,7 @@ def test_is_fused_mha(row: dict[str, object], expected: bool) -> None:
 def test_real_fixtures_have_no_fused_mha() -> None:
     # none of the recorded engines is a TRT 10 transformer: no `_mha` kernel may be claimed
     for profile, layers in PAIRS:
-        raw = ingest.build_raw_profile(parse.read_profile(profile), parse.read_layer_info(layers))
+        raw = parse.build_raw_profile(parse.read_profile(profile), parse.read_layer_info(layers))
         assert not raw["fused_mha"].any()
         assert not math.isnan(raw["time_ms"].sum())
         assert isinstance(raw, pd.DataFrame)

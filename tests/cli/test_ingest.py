@@ -158,3 +158,44 @@ def test_ingest_requires_seq_len(tmp_path: Path) -> None:
 def test_ingest_help_has_example() -> None:
     res = runner.invoke(app, ["ingest", "trtexec", "--help"])
     assert res.exit_code == 0 and "orinprof ingest trtexec --profile" in res.output
+
+
+# ------------------------------------------------------------------ engine facts from a layer file alone
+
+
+def test_inspect_reports_engine_facts_from_layer_info() -> None:
+    res = runner.invoke(app, ["inspect", str(CONTROLNET / "layerinfo.json")])
+    assert res.exit_code == 0, res.output
+    info = json.loads((CONTROLNET / "layerinfo.json").read_text())["Layers"]
+    lines = res.output.splitlines()
+    assert lines[0] == f"engine layers: {len(info)} (detailed)"
+    foreign = sum(lay["Name"].startswith("{ForeignNode[") for lay in info)
+    assert f"Myelin regions ({{ForeignNode[...]}}): {foreign}" in lines
+    assert "fused MHA kernels: unknown (none visible; a Myelin region may hide one)" in lines
+    # a layer's precision is its input's (its output's when it has no input, e.g. a constant)
+    fp16 = sum("FP16" in (lay.get("Inputs") or lay["Outputs"])[0]["Format/Datatype"] for lay in info)
+    assert f"fp16 {fp16}" in next(ln for ln in lines if ln.startswith("precisions: "))
+    assert all(len(ln) <= 80 for ln in lines)
+
+
+def test_inspect_names_only_and_qat_reformats(tmp_path: Path) -> None:
+    info = json.loads((QAT / "resnet-qat.onnx.engine.graph.json").read_text())["Layers"]
+    names_only = tmp_path / "names.json"
+    names_only.write_text(json.dumps({"Layers": [lay["Name"] for lay in info], "Bindings": []}))
+    res = runner.invoke(app, ["inspect", str(names_only)])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == f"engine layers: {len(info)} (names-only)"
+    reformats = sum(lay["Name"].startswith("Reformatting CopyNode") for lay in info)
+    assert reformats > 0 and f"reformat layers: {reformats}" in res.output
+    assert "fused MHA kernels: none" in res.output and "\nprecisions:" not in res.output
+
+
+def test_ingest_layers_without_profile_prints_facts_and_writes_nothing(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    args = ["ingest", "trtexec", "--layers", str(CONTROLNET / "layerinfo.json"), "--results-dir", str(results)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "Myelin regions" in res.output and "no run directory was written" in res.output
+    assert _run_dirs(results) == []
+    res = runner.invoke(app, ["ingest", "trtexec"])
+    assert res.exit_code != 0 and "give --profile, --layers or both" in res.output

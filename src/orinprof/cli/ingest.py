@@ -8,15 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orinprof.backends.trtexec.ingest import class_summary, ingest_trtexec, write_ingest_run
 from orinprof.cli.app import ResultsDir, group_command, out, sub_app
+from orinprof.errors import OrinprofError
+from orinprof.ingest.trtexec import class_summary, ingest_trtexec, write_ingest_run
 
 ingest_app = sub_app("ingest", "Convert existing profiler output (trtexec JSON) into an orinprof run directory.")
 
 
 @group_command(ingest_app, "trtexec")
 def trtexec(
-    profile: Annotated[Path, typer.Option("--profile", help="trtexec --exportProfile JSON.")],
+    profile: Annotated[Path | None, typer.Option("--profile", help="trtexec --exportProfile JSON.")] = None,
     layers: Annotated[Path | None, typer.Option("--layers", help="trtexec --exportLayerInfo JSON.")] = None,
     times: Annotated[Path | None, typer.Option("--times", help="trtexec --exportTimes JSON.")] = None,
     onnx: Annotated[Path | None, typer.Option("--onnx", help="The ONNX the engine was built from.")] = None,
@@ -31,6 +32,16 @@ def trtexec(
 
     Example: orinprof ingest trtexec --profile p.json --layers l.json --onnx bert.onnx --seq-len 128
     """
+    if profile is None:
+        if layers is None:
+            raise OrinprofError("give --profile, --layers or both", "--layers alone prints the engine's facts")
+        from orinprof.cli.trt import engine_summary_lines
+        from orinprof.trt_formats import engine_summary, read_layer_info
+
+        for line in engine_summary_lines(engine_summary(read_layer_info(layers))):
+            out.print(line)
+        out.print("note: no --profile, so no run directory was written")
+        return
     result = ingest_trtexec(profile, layers, onnx, times, model, precision)
     run_dir, skipped = write_ingest_run(result, results_dir, batch, seq_len, device, command="orinprof ingest trtexec")
     table = Table(title=f"{result.model} · {result.precision} · {len(result.raw)} engine layers")

@@ -100,9 +100,7 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> BuildResult:
         profile.set_shape(tensor.name, shape, shape, shape)  # min = opt = max: one static shape
     config.add_optimization_profile(profile)
 
-    cache_bytes = _read_timing_cache(options.timing_cache)
-    timing_cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(timing_cache, False)  # ignore_mismatch=False: a foreign cache is not used
+    _attach_timing_cache(config, options.timing_cache)
 
     fallback: tuple[str, ...] = ()
     if options.dla_core is not None:
@@ -127,7 +125,9 @@ def build_engine(onnx_path: Path, options: BuildOptions) -> BuildResult:
     seconds = time.monotonic() - start
     log.info("engine built in %.0f s", seconds)
     if options.timing_cache is not None:
-        _write_timing_cache(options.timing_cache, bytes(config.get_timing_cache().serialize()))
+        cache = config.get_timing_cache()
+        if cache is not None:
+            _write_timing_cache(options.timing_cache, bytes(cache.serialize()))
     return BuildResult(bytes(serialized), typing, seconds, fallback)
 
 
@@ -216,6 +216,27 @@ def _build_failed(onnx_path: Path, logger: Any, detail: str) -> OrinprofError:
         else "see the TensorRT errors logged above"
     )
     return OrinprofError(f"TensorRT could not build an engine from {onnx_path.name}: {last}", hint)
+
+
+def _attach_timing_cache(config: Any, path: Path | None) -> None:
+    """Load the timing cache file into ``config``; a stale or corrupt file (one from TensorRT 8.6
+    after a JetPack 6.0 → 6.1 upgrade) makes ``create_timing_cache`` return None: start empty then,
+    as Polygraphy does (``TRT@v10.16:tools/Polygraphy/polygraphy/backend/trt/config.py:L310-333``;
+    the bool result of ``set_timing_cache`` is documented at ``TRT@v10.3.0:include/NvInfer.h:L9268-9286``)."""
+    cache_bytes = _read_timing_cache(path)
+    cache = config.create_timing_cache(cache_bytes)
+    if cache is None and cache_bytes:
+        log.warning("timing cache %s is not usable by this TensorRT; starting a new one", path)
+        cache = config.create_timing_cache(b"")
+    if cache is None:
+        log.warning("TensorRT could not create a timing cache; building without one")
+        return
+    # ignore_mismatch=False: a cache from another device or version is not used
+    if not config.set_timing_cache(cache, False):
+        log.warning("TensorRT refused the timing cache %s; starting a new one", path)
+        empty = config.create_timing_cache(b"")
+        if empty is not None:
+            config.set_timing_cache(empty, False)
 
 
 def _read_timing_cache(path: Path | None) -> bytes:

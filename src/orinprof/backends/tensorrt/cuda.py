@@ -7,6 +7,12 @@ Two implementations, chosen at run time by :func:`load_cuda`:
   ``err`` is checked.
 * pycuda (common on JetPack images).  It raises on error; its errors are translated.  CUDA-graph
   capture is offered only through cuda-python.
+* the system ``libcudart.so`` through ``ctypes`` (:class:`LibCudart`): it always matches the
+  JetPack's driver, so it is the last resort when cuda-python's runtime is newer than the driver.
+
+:func:`load_cuda` does not trust an import: cuda-python 12.9 imports fine on JetPack 6 and then
+fails every call with ``cudaErrorInsufficientDriver`` (review B6), so it makes one probing call
+(``cudaGetDeviceCount``) and falls back on failure, naming the error.
 
 Pointers and stream handles are plain ``int`` (what ``IExecutionContext.set_tensor_address`` and
 ``execute_async_v3`` take).  Events are opaque objects of the chosen library.
@@ -14,6 +20,7 @@ Pointers and stream handles are plain ``int`` (what ``IExecutionContext.set_tens
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
 from dataclasses import dataclass
@@ -26,8 +33,8 @@ from orinprof.errors import OrinprofError
 log = logging.getLogger(__name__)
 
 CUDA_HINT = (
-    "install cuda-python (pip install 'cuda-python<13' matching your CUDA) or pycuda "
-    "(JetPack: pip install pycuda inside the --system-site-packages venv)"
+    "install cuda-python pinned to the CUDA of your driver (JetPack 6.0: pip install 'cuda-python==12.2.*'; "
+    "JetPack 6.1/6.2: 'cuda-python==12.6.*'; see /usr/local/cuda/version.json) or pycuda"
 )
 
 
@@ -36,7 +43,10 @@ class DeviceInfo:
     name: str
     compute_capability: str  # "8.7" on AGX Orin
     cuda_runtime: str  # "12.6"
-    binding: str  # "cuda-python" or "pycuda"
+    binding: str  # "cuda-python", "pycuda" or "libcudart"
+    #: SM count and memory tell Orin modules apart (AGX 64/32 GB, NX, Nano share "Orin", CC 8.7)
+    multiprocessors: int = 0
+    total_memory: int = 0
 
 
 class CudaApi:
@@ -129,7 +139,15 @@ class CudaPython(CudaApi):
             compute_capability=f"{props.major}.{props.minor}",
             cuda_runtime=f"{runtime // 1000}.{(runtime % 1000) // 10}",
             binding=self.binding,
+            multiprocessors=int(getattr(props, "multiProcessorCount", 0) or 0),
+            total_memory=int(getattr(props, "totalGlobalMem", 0) or 0),
         )
+
+    def probe(self) -> None:
+        """One real call, so a runtime newer than the driver fails here and not in the runner."""
+        count = self._check(self.rt.cudaGetDeviceCount(), "cudaGetDeviceCount")
+        if not count:
+            raise OrinprofError("cuda-python sees no CUDA device", "check that the GPU is visible to this process")
 
     def malloc(self, nbytes: int) -> int:
         return int(self._check(self.rt.cudaMalloc(max(int(nbytes), 1)), "cudaMalloc"))
@@ -180,8 +198,13 @@ class CudaPython(CudaApi):
 
     def graph_end_capture(self, stream: int) -> Any:
         graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
-        # CUDA 12 signature: cudaGraphInstantiate(graph, flags)
-        graph_exec = self._check(self.rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+        try:  # CUDA 12 signature: cudaGraphInstantiate(graph, flags)
+            result = self.rt.cudaGraphInstantiate(graph, 0)
+        except TypeError:  # cuda-python 11.x: cudaGraphInstantiate(graph, logBuffer, bufferSize) (review m5)
+            result = self.rt.cudaGraphInstantiate(graph, b"", 0)
+        graph_exec = self._check(result, "cudaGraphInstantiate")
+        if isinstance(graph_exec, tuple):  # 11.x also returns the error node
+            graph_exec = graph_exec[0]
         self._graphs[id(graph_exec)] = graph
         return graph_exec
 
@@ -215,7 +238,16 @@ class PyCuda(CudaApi):
         device = self._call("Context.get_device", self.drv.Context.get_device)
         major, minor = device.compute_capability()
         version = self.drv.get_version()  # the CUDA version pycuda was built against, e.g. (12, 2, 0)
-        return DeviceInfo(device.name(), f"{major}.{minor}", f"{version[0]}.{version[1]}", self.binding)
+        attrs = getattr(self.drv, "device_attribute", None)
+        sms = device.get_attribute(attrs.MULTIPROCESSOR_COUNT) if attrs is not None else 0
+        return DeviceInfo(
+            device.name(),
+            f"{major}.{minor}",
+            f"{version[0]}.{version[1]}",
+            self.binding,
+            multiprocessors=int(sms),
+            total_memory=int(device.total_memory()),
+        )
 
     def malloc(self, nbytes: int) -> int:
         allocation = self._call("mem_alloc", self.drv.mem_alloc, max(int(nbytes), 1))
@@ -262,6 +294,120 @@ class PyCuda(CudaApi):
         pass  # pycuda frees events when they are garbage-collected
 
 
+class LibCudart(CudaApi):
+    """The system CUDA runtime (``libcudart.so``) through :mod:`ctypes`: no Python package needed,
+    and on Jetson it is the JetPack's own runtime, so it matches the driver.  No graph capture."""
+
+    binding = "libcudart"
+    #: cudaDeviceAttr values (cuda_runtime_api.h): compute capability major/minor, SM count
+    _CC_MAJOR, _CC_MINOR, _SM_COUNT = 75, 76, 16
+    _H2D, _D2H = 1, 2  # cudaMemcpyKind
+
+    def __init__(self, lib: Any) -> None:
+        self.lib = lib
+
+    def _call(self, what: str, *args: Any) -> None:
+        err = int(getattr(self.lib, what)(*args))
+        if err != 0:
+            name = f"cudaError {err}"
+            get_name = getattr(self.lib, "cudaGetErrorName", None)
+            if get_name is not None:
+                get_name.restype = ctypes.c_char_p
+                raw = get_name(err)
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            raise OrinprofError(f"CUDA call {what} failed: {name}", _hint_for(name))
+
+    def _int(self, what: str, *args: Any) -> int:
+        value = ctypes.c_int()
+        self._call(what, ctypes.byref(value), *args)
+        return int(value.value)
+
+    def probe(self) -> None:
+        if self._int("cudaGetDeviceCount") < 1:
+            raise OrinprofError("libcudart sees no CUDA device", "check that the GPU is visible to this process")
+
+    def device_info(self) -> DeviceInfo:
+        device = self._int("cudaGetDevice")
+        props = ctypes.create_string_buffer(4096)  # cudaDeviceProp starts with char name[256]
+        self._call("cudaGetDeviceProperties", props, device)
+        name = props.raw[:256].split(b"\x00", 1)[0].decode(errors="replace")
+        major = self._int("cudaDeviceGetAttribute", self._CC_MAJOR, device)
+        minor = self._int("cudaDeviceGetAttribute", self._CC_MINOR, device)
+        sms = self._int("cudaDeviceGetAttribute", self._SM_COUNT, device)
+        runtime = self._int("cudaRuntimeGetVersion")
+        free, total = ctypes.c_size_t(), ctypes.c_size_t()
+        self._call("cudaMemGetInfo", ctypes.byref(free), ctypes.byref(total))
+        return DeviceInfo(
+            name.strip(),
+            f"{major}.{minor}",
+            f"{runtime // 1000}.{(runtime % 1000) // 10}",
+            self.binding,
+            multiprocessors=sms,
+            total_memory=int(total.value),
+        )
+
+    def malloc(self, nbytes: int) -> int:
+        ptr = ctypes.c_void_p()
+        self._call("cudaMalloc", ctypes.byref(ptr), ctypes.c_size_t(max(int(nbytes), 1)))
+        return int(ptr.value or 0)
+
+    def free(self, ptr: int) -> None:
+        self._call("cudaFree", ctypes.c_void_p(ptr))
+
+    def memcpy_htod(self, ptr: int, host: np.ndarray, stream: int) -> None:
+        host = np.ascontiguousarray(host)
+        self._call(
+            "cudaMemcpyAsync",
+            ctypes.c_void_p(ptr),
+            ctypes.c_void_p(host.ctypes.data),
+            ctypes.c_size_t(host.nbytes),
+            self._H2D,
+            ctypes.c_void_p(stream),
+        )
+        self.stream_synchronize(stream)
+
+    def memcpy_dtoh(self, host: np.ndarray, ptr: int, stream: int) -> None:
+        self._call(
+            "cudaMemcpyAsync",
+            ctypes.c_void_p(host.ctypes.data),
+            ctypes.c_void_p(ptr),
+            ctypes.c_size_t(host.nbytes),
+            self._D2H,
+            ctypes.c_void_p(stream),
+        )
+        self.stream_synchronize(stream)
+
+    def stream_create(self) -> int:
+        stream = ctypes.c_void_p()
+        self._call("cudaStreamCreate", ctypes.byref(stream))
+        return int(stream.value or 0)
+
+    def stream_destroy(self, stream: int) -> None:
+        self._call("cudaStreamDestroy", ctypes.c_void_p(stream))
+
+    def stream_synchronize(self, stream: int) -> None:
+        self._call("cudaStreamSynchronize", ctypes.c_void_p(stream))
+
+    def event_create(self) -> Any:
+        event = ctypes.c_void_p()
+        self._call("cudaEventCreateWithFlags", ctypes.byref(event), 0)  # cudaEventDefault: spin-wait
+        return event
+
+    def event_record(self, event: Any, stream: int) -> None:
+        self._call("cudaEventRecord", event, ctypes.c_void_p(stream))
+
+    def event_synchronize(self, event: Any) -> None:
+        self._call("cudaEventSynchronize", event)
+
+    def event_elapsed_ms(self, start: Any, end: Any) -> float:
+        ms = ctypes.c_float()
+        self._call("cudaEventElapsedTime", ctypes.byref(ms), start, end)
+        return float(ms.value)
+
+    def event_destroy(self, event: Any) -> None:
+        self._call("cudaEventDestroy", event)
+
+
 def _hint_for(error_name: str) -> str:
     if "MemoryAllocation" in error_name or "OUT_OF_MEMORY" in error_name.upper():
         return "the GPU is out of memory: close other GPU programs, or use a smaller --seq or batch"
@@ -270,19 +416,61 @@ def _hint_for(error_name: str) -> str:
     return "see the CUDA documentation for this error code"
 
 
-def load_cuda() -> CudaApi:
-    """cuda-python when present, else pycuda; log which one and why."""
+#: where the system CUDA runtime lives (JetPack: /usr/local/cuda/lib64 is on the loader path)
+LIBCUDART_NAMES = ("libcudart.so", "libcudart.so.12", "/usr/local/cuda/lib64/libcudart.so")
+
+
+def _cuda_python() -> CudaApi | None:
     for module_name in ("cuda.bindings.runtime", "cuda.cudart"):
         try:
-            cudart = importlib.import_module(module_name)
+            return CudaPython(importlib.import_module(module_name))
         except ImportError:
             continue
-        log.debug("CUDA binding: cuda-python (%s)", module_name)
-        return CudaPython(cudart)
+    return None
+
+
+def _pycuda() -> CudaApi | None:
     try:
         driver = importlib.import_module("pycuda.driver")
         importlib.import_module("pycuda.autoinit")  # creates a context on device 0
-    except ImportError as err:
-        raise OrinprofError("neither cuda-python nor pycuda is importable", CUDA_HINT) from err
-    log.info("CUDA binding: pycuda (cuda-python not installed); CUDA-graph replay unavailable")
+    except ImportError:
+        return None
     return PyCuda(driver)
+
+
+def _libcudart() -> CudaApi | None:
+    for name in LIBCUDART_NAMES:
+        try:
+            return LibCudart(ctypes.CDLL(name))
+        except OSError:
+            continue
+    return None
+
+
+def load_cuda() -> CudaApi:
+    """The first binding whose probing call works: cuda-python, then pycuda, then the system
+    libcudart.  Each failure is logged with its CUDA error name (review B6)."""
+    failures: list[str] = []
+    for loader in (_cuda_python, _pycuda, _libcudart):
+        try:
+            api = loader()
+            if api is None:
+                continue
+            probe = getattr(api, "probe", None)
+            if probe is not None:
+                probe()
+        except OrinprofError as err:
+            failures.append(f"{loader.__name__.strip('_')}: {err.message}")
+            log.warning("CUDA binding %s unusable (%s); trying the next one", loader.__name__.strip("_"), err.message)
+            continue
+        except Exception as err:  # pycuda.autoinit raises its own errors when the driver is too old
+            failures.append(f"{loader.__name__.strip('_')}: {err}")
+            log.warning("CUDA binding %s unusable (%s); trying the next one", loader.__name__.strip("_"), err)
+            continue
+        if failures:
+            log.info("CUDA binding: %s (after: %s)", api.binding, "; ".join(failures))
+        else:
+            log.debug("CUDA binding: %s", api.binding)
+        return api
+    detail = "; ".join(failures) if failures else "neither cuda-python, pycuda nor libcudart.so is available"
+    raise OrinprofError(f"no working CUDA binding ({detail})", CUDA_HINT)

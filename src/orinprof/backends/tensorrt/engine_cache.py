@@ -46,6 +46,10 @@ class CacheKey:
     tensorrt_version: str = ""
     gpu_name: str = ""
     compute_capability: str = ""
+    #: Orin modules share the name "Orin" and CC 8.7 but not SMs or memory: tactics tuned on an
+    #: AGX's 16 SMs must not be reused on an NX or Nano (review m14)
+    gpu_multiprocessors: int = 0
+    gpu_memory: int = 0
 
     def parts(self) -> dict[str, Any]:
         parts = asdict(self)

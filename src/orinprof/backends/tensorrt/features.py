@@ -21,10 +21,12 @@ from orinprof.errors import OrinprofError
 
 log = logging.getLogger(__name__)
 
-#: Oldest release the backend supports fully (layer Metadata appeared in 8.6).
-VERSION_FLOOR = (8, 6)
-#: Oldest release that still works, without layer Metadata (JetPack 5.1.x ships 8.5.2).
-VERSION_MIN = (8, 5)
+#: Oldest release supported: 8.6 (JetPack 6.0).  JetPack 5's 8.5.2 is not supported: its Python 3.8
+#: cannot install orinprof, and its ``trt.nptype`` uses ``np.bool``, removed in numpy 1.24
+#: (``TRT@8.5.2:python/packaging/tensorrt/__init__.py:L161-168``; review B4).
+VERSION_MIN = (8, 6)
+#: kept for callers of the old name: the floor and the minimum are now the same release
+VERSION_FLOOR = VERSION_MIN
 
 INSTALL_HINT = (
     "on Jetson (JetPack): sudo apt install python3-libnvinfer, then create the venv with "
@@ -84,15 +86,9 @@ def check_version(trt: Any) -> tuple[int, int]:
     major, minor = parse_version(version)
     if (major, minor) < VERSION_MIN:
         raise OrinprofError(
-            f"TensorRT {version} is too old for orinprof (need ≥ {VERSION_FLOOR[0]}.{VERSION_FLOOR[1]})",
-            "upgrade JetPack to 6.x (TensorRT 8.6/10.3) or use --backend onnxruntime",
-        )
-    if (major, minor) < VERSION_FLOOR:
-        _warn_once(
-            "old-trt",
-            "TensorRT %s has no layer Metadata: engine layers cannot be traced to ONNX nodes, "
-            "attribution falls back to layer names",
-            version,
+            f"TensorRT {version} is too old for orinprof (need ≥ {VERSION_MIN[0]}.{VERSION_MIN[1]}; "
+            "JetPack 5 is unsupported)",
+            "flash JetPack 6.x (TensorRT 8.6/10.3), or profile on the CPU with --backend onnxruntime",
         )
     return major, minor
 
@@ -168,7 +164,7 @@ def plan_typing(features: TrtFeatures, precision: str, strongly_typed: bool | No
     if features.strongly_typed_required and not want_strong:
         raise OrinprofError(
             f"TensorRT {features.version} builds only strongly typed networks",
-            "drop --weakly-typed; the plan's ONNX must be FP16 outside the Q/DQ nodes",
+            "leave strongly_typed unset (weak typing does not exist in TensorRT 11)",
         )
     flags = features.explicit_batch_bit
     if want_strong:
@@ -189,12 +185,3 @@ def plan_typing(features: TrtFeatures, precision: str, strongly_typed: bool | No
             f"TensorRT {features.version} lacks BuilderFlag {', '.join(missing)}", "build strongly typed"
         )
     return TypingPlan(False, flags, needed)
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(key: str, msg: str, *args: Any) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        log.warning(msg, *args)

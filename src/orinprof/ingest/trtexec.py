@@ -2,15 +2,14 @@
 
 :func:`build_raw_profile` joins the per-layer profile with the engine layer information (by
 position when the counts match, as TREx does, else by name) and maps every engine layer to the
-ONNX nodes it implements (:func:`orinprof.backends.trtexec.parse.match_onnx_nodes`).
+ONNX nodes it implements (:func:`orinprof.trt_formats.match_onnx_nodes`).
 :func:`ingest_trtexec` adds ONNX node classes and FLOPs when the ONNX file is given and hands the
 raw frame to :func:`orinprof.attribute.attribute_layers`; :func:`write_ingest_run` writes a new run
-directory.  Parsing itself lives in :mod:`orinprof.backends.trtexec.parse`.
+directory.  Parsing itself lives in :mod:`orinprof.trt_formats`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import re
@@ -25,26 +24,16 @@ import numpy as np
 import pandas as pd
 
 from orinprof import results
-from orinprof.backends.base import RAW_PROFILE_COLUMNS
-from orinprof.backends.trtexec import parse
+from orinprof import trt_formats as parse
+from orinprof.attribute import attribute_layers
+from orinprof.classify import classify
+from orinprof.costs import node_costs
 from orinprof.errors import OrinprofError
 from orinprof.stats import latency_stats
+from orinprof.trt_formats import build_raw_profile, onnx_node_order
 
 log = logging.getLogger(__name__)
 
-#: Columns of the raw frame beyond :data:`RAW_PROFILE_COLUMNS`.
-RAW_EXTRA_COLUMNS = (
-    "calls",
-    "status",
-    "precision_out",
-    "fused_mha",
-    "precision_in",
-    "mapping",
-    "tactic",
-    "average_ms",
-    "median_ms",
-    "percentage",
-)
 #: Per-layer engine facts carried into ``layers.csv`` (an open-ended table).
 ENGINE_COLUMNS = ("precision_in", "precision_out", "fused_mha", "mapping", "tactic")
 LAYER_COLUMNS = (
@@ -75,149 +64,11 @@ class IngestResult:
     fused_mha: bool
     myelin_regions: int  # opaque {ForeignNode[…]} layers that could hide a fused MHA
     precisions: tuple[str, ...]  # engine layer output precisions seen
-    attribution: str  # "orinprof.attribute" or "fallback"
+    attribution: str  # "orinprof.attribute"
     classes_available: bool
     gemm_counts: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-
-
-# --------------------------------------------------------------------------- raw frame
-
-
-def _by_name(profile: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
-    """Join on (name, occurrence), so repeated names pair up in order."""
-    left = profile.assign(_k=profile.groupby("name").cumcount())
-    right = info.drop(columns=["position"]).assign(_k=info.groupby("name").cumcount())
-    return left.merge(right, on=["name", "_k"], how="left").drop(columns=["_k"])
-
-
-def _join(profile: parse.LayerProfile, info: parse.EngineLayers | None) -> tuple[pd.DataFrame, str]:
-    recs = profile.records
-    if info is None:
-        joined = recs.copy()
-        for col in ("layer_type", "precision_in", "precision_out", "tactic", "metadata"):
-            joined[col] = ""
-        return joined, "none"
-    lay = info.layers
-    if len(lay) == len(recs):
-        mismatched = int((lay["name"].to_numpy() != recs["name"].to_numpy()).sum())
-        if mismatched:
-            log.warning(
-                "profile and layer info have %d layers each but %d names differ; joining by position (as TREx does)",
-                len(recs),
-                mismatched,
-            )
-        joined = pd.concat([recs.reset_index(drop=True), lay.drop(columns=["position", "name"])], axis=1)
-        return joined, "position"
-    log.warning(
-        "profile has %d layers, layer info %d: joining by name (partial engine information)",
-        len(recs),
-        len(lay),
-    )
-    joined = _by_name(recs, lay)
-    for col in ("layer_type", "precision_in", "precision_out", "tactic", "metadata"):
-        joined[col] = joined[col].fillna("")
-    return joined, "name"
-
-
-def _op_type(layer_type: str, name: str, mapping: str) -> str:
-    if layer_type:
-        return layer_type
-    # names-only layer info, or no layer info: say what the name shows
-    if mapping == "reformat":
-        return "Reformat"
-    if name.startswith("{ForeignNode["):
-        return "Myelin"
-    if mapping == "aux":
-        return "MyelinAux"
-    return "unknown"
-
-
-def build_raw_profile(
-    profile: parse.LayerProfile,
-    info: parse.EngineLayers | None = None,
-    onnx_node_names: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """One row per engine layer: :data:`RAW_PROFILE_COLUMNS` (``iteration`` 0, ``time_ms`` = median
-    per inference when the file has it, else the mean) plus :data:`RAW_EXTRA_COLUMNS`."""
-    joined, how = _join(profile, info)
-    index = parse.onnx_index(onnx_node_names) if onnx_node_names is not None else None
-    rows = []
-    for rec in joined.to_dict("records"):
-        name = str(rec["name"])
-        meta_nodes = parse.split_metadata(str(rec.get("metadata") or ""))
-        nodes, mapping = parse.match_onnx_nodes(name, meta_nodes, onnx_node_names, _index=index)
-        median = float(rec["median_ms"])
-        time_ms = median if not math.isnan(median) else float(rec["average_ms"])
-        status = rec["status"]
-        if status == "ok" and mapping == "fused-unattributed":
-            status = "fused-unattributed"
-        row = {
-            "iteration": 0,
-            "layer": name,
-            "op_type": _op_type(str(rec.get("layer_type") or ""), name, mapping),
-            "onnx_nodes": ";".join(nodes),
-            "time_ms": time_ms,
-            "calls": profile.count if profile.count is not None else pd.NA,
-            "status": status,
-            "precision_out": str(rec.get("precision_out") or ""),
-            "precision_in": str(rec.get("precision_in") or ""),
-            "mapping": mapping,
-            "tactic": str(rec.get("tactic") or ""),
-            "average_ms": float(rec["average_ms"]),
-            "median_ms": median,
-            "percentage": float(rec["percentage"]),
-        }
-        row["fused_mha"] = parse.is_fused_mha(row)
-        rows.append(row)
-    raw = pd.DataFrame(rows, columns=[*RAW_PROFILE_COLUMNS, *RAW_EXTRA_COLUMNS])
-    raw["calls"] = raw["calls"].astype("Int64")
-    raw.attrs["join"] = how
-    if onnx_node_names is not None and len(raw):
-        unmatched = float((raw["mapping"] == "unmatched").mean())
-        if unmatched > 0.5:
-            log.warning(
-                "%.0f%% of engine layers match no node of the given ONNX: is it the engine's source?",
-                100 * unmatched,
-            )
-    return raw
-
-
-# --------------------------------------------------------------------------- ONNX side
-
-
-def onnx_node_order(onnx_path: Path) -> list[str]:
-    """Node names in graph order (topological in a valid ONNX), named as the rest of orinprof names
-    them: the node's name, else ``<op_type>_<index>``."""
-    import onnx
-
-    try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as err:  # onnx raises DecodeError, OSError, … for a bad file
-        raise OrinprofError(
-            f"{onnx_path}: not a readable ONNX model ({err})", "pass the ONNX the engine was built from"
-        ) from err
-    names, seen = [], set()
-    for idx, node in enumerate(model.graph.node):
-        # the same rule as orinprof.classify.ensure_node_names, so classes join on these names
-        name = node.name or f"{node.op_type}_{idx}"
-        if name in seen:
-            name = f"{name}__{idx}"
-        seen.add(name)
-        names.append(name)
-    return names
-
-
-def _optional(module: str, attr: str) -> Any | None:
-    """A stage function written elsewhere in orinprof, or None while it does not exist."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if err.name != module:
-            raise
-        return None
-    return getattr(mod, attr, None)
 
 
 def _classes_and_flops(
@@ -227,66 +78,23 @@ def _classes_and_flops(
 
     model = onnx.load(str(onnx_path))
     classes = flops = costs = None
-    classify = _optional("orinprof.classify", "classify")
-    if classify is None:
-        log.warning("orinprof.classify is not available: layers are not classed as attention/FFN")
+    classes = classify(model)
+    try:
+        costs = node_costs(model)
+    except OrinprofError as err:
+        log.warning("no FLOPs for %s (%s): mixed layers are not split", onnx_path, err.one_line())
     else:
-        classes = classify(model)
-    node_costs = _optional("orinprof.costs", "node_costs")
-    if node_costs is None:
-        log.warning("orinprof.costs is not available: mixed layers cannot be split by FLOPs")
-    else:
-        try:
-            costs = node_costs(model)
-        except OrinprofError as err:
-            log.warning("no FLOPs for %s (%s): mixed layers are not split", onnx_path, err.one_line())
-        else:
-            flops = {str(n): float(f) for n, f in zip(costs["node"], costs["flops"], strict=True)}
+        flops = {str(n): float(f) for n, f in zip(costs["node"], costs["flops"], strict=True)}
     return classes, flops, costs
 
 
 # --------------------------------------------------------------------------- attribution
 
 
-def _fallback_attribution(raw: pd.DataFrame, classes: pd.DataFrame | None) -> pd.DataFrame:
-    """Used only while :mod:`orinprof.attribute` is absent: a node set with one class gets it,
-    several classes give ``mixed`` (not split), no classes give ``other``."""
-    node_class = dict(zip(classes["node"], classes["layer_class"], strict=True)) if classes is not None else {}
-    node_block = dict(zip(classes["node"], classes["block"], strict=True)) if classes is not None else {}
-    total = float(raw["time_ms"].sum())
-    rows = []
-    for rec in raw.to_dict("records"):
-        nodes = [n for n in str(rec["onnx_nodes"]).split(";") if n]
-        found = {node_class[n] for n in nodes if n in node_class}
-        blocks = {node_block[n] for n in nodes if n in node_block and pd.notna(node_block[n])}
-        layer_class = found.pop() if len(found) == 1 else ("mixed" if found else "other")
-        rows.append(
-            {
-                "layer": rec["layer"],
-                "op_type": rec["op_type"],
-                "layer_class": layer_class,
-                "block": blocks.pop() if len(blocks) == 1 else pd.NA,
-                "onnx_nodes": rec["onnx_nodes"],
-                "calls": rec["calls"],
-                "median_ms": rec["time_ms"],
-                "mean_ms": rec["average_ms"],
-                "share": rec["time_ms"] / total if total > 0 else math.nan,
-                "class_split": "",
-                "status": rec["status"] if rec["status"] == "zero_time" else "ok",
-            }
-        )
-    return pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
-
-
 def attribute(
     raw: pd.DataFrame, classes: pd.DataFrame | None, node_flops: Mapping[str, float] | None
 ) -> tuple[pd.DataFrame, str]:
-    attribute_layers = _optional("orinprof.attribute", "attribute_layers")
-    if attribute_layers is None:
-        log.warning("orinprof.attribute is not available: using the minimal fallback attribution")
-        layers, how = _fallback_attribution(raw, classes), "fallback"
-    else:
-        layers, how = attribute_layers(raw, classes, node_flops), "orinprof.attribute"
+    layers, how = attribute_layers(raw, classes, node_flops), "orinprof.attribute"
     layers = layers.reset_index(drop=True)
     if len(layers) == len(raw):
         # engine facts and the two classes only the engine can tell: never let a Myelin region or a

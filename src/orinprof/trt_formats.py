@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from orinprof.backends.base import RAW_PROFILE_COLUMNS
 from orinprof.errors import OrinprofError
 
 log = logging.getLogger(__name__)
@@ -645,3 +646,220 @@ def is_fused_mha(layer_row: Mapping[str, Any]) -> bool:
         if isinstance(value, str) and value and _MHA.search(value):
             return True
     return False
+
+
+# --------------------------------------------------------------------------- engine facts
+
+
+@dataclass(frozen=True)
+class EngineSummary:
+    """What a layer-information file alone says about an engine (``orinprof inspect``): enough to
+    answer "did my INT8 attention fuse?" without profiling."""
+
+    source: str
+    detailed: bool
+    layer_count: int
+    #: precision (input side) → layer count; empty for a names-only file
+    precision_counts: Mapping[str, int]
+    fused_mha_layers: tuple[str, ...]
+    fused_mha_precisions: tuple[str, ...]
+    #: opaque ``{ForeignNode[…]}`` Myelin layers (TensorRT 8.x): they may hide a fused MHA
+    myelin_regions: tuple[str, ...]
+    reformat_layers: int
+
+    @property
+    def fused_mha(self) -> bool | None:
+        """True when a fused-MHA kernel is visible; None ("unknown") when none is but a Myelin
+        region could hide one (TensorRT 8.6 does not show kernels inside it; review M1)."""
+        if self.fused_mha_layers:
+            return True
+        return None if self.myelin_regions else False
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "layer_count": self.layer_count,
+            "precision_counts": dict(self.precision_counts),
+            "fused_mha": self.fused_mha,
+            "fused_mha_layers": list(self.fused_mha_layers),
+            "fused_mha_precisions": list(self.fused_mha_precisions),
+            "myelin_regions": len(self.myelin_regions),
+            "reformat_layers": self.reformat_layers,
+            "layer_info": "detailed" if self.detailed else "names-only",
+        }
+
+
+def engine_summary(info: EngineLayers) -> EngineSummary:
+    counts: dict[str, int] = {}
+    mha: list[str] = []
+    mha_precisions: list[str] = []
+    myelin: list[str] = []
+    reformats = 0
+    for row in info.layers.to_dict("records"):
+        name = str(row["name"])
+        precision = str(row["precision_in"] or row["precision_out"] or "")
+        if info.detailed:
+            counts[precision or "unknown"] = counts.get(precision or "unknown", 0) + 1
+        if _FOREIGN.match(name.strip()):
+            myelin.append(name)
+        if _REFORMAT.match(name.strip()) or str(row["layer_type"]) in ("Reformat", "MyelinReformat"):
+            reformats += 1
+        if is_fused_mha(row):
+            mha.append(name)
+            if precision and precision not in mha_precisions:
+                mha_precisions.append(precision)
+    return EngineSummary(
+        source=info.source,
+        detailed=info.detailed,
+        layer_count=len(info.layers),
+        precision_counts=counts,
+        fused_mha_layers=tuple(mha),
+        fused_mha_precisions=tuple(mha_precisions),
+        myelin_regions=tuple(myelin),
+        reformat_layers=reformats,
+    )
+
+
+#: Columns of the raw frame beyond :data:`RAW_PROFILE_COLUMNS`.
+RAW_EXTRA_COLUMNS = (
+    "calls",
+    "status",
+    "precision_out",
+    "fused_mha",
+    "precision_in",
+    "mapping",
+    "tactic",
+    "average_ms",
+    "median_ms",
+    "percentage",
+)
+
+
+# --------------------------------------------------------------------------- raw frame
+# An engine's profile joined with its layer information, each layer traced to its ONNX nodes: the
+# one place both the TensorRT backends and ``orinprof ingest trtexec`` build it.
+
+
+def _by_name(profile: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
+    """Join on (name, occurrence), so repeated names pair up in order."""
+    left = profile.assign(_k=profile.groupby("name").cumcount())
+    right = info.drop(columns=["position"]).assign(_k=info.groupby("name").cumcount())
+    return left.merge(right, on=["name", "_k"], how="left").drop(columns=["_k"])
+
+
+def _join(profile: LayerProfile, info: EngineLayers | None) -> tuple[pd.DataFrame, str]:
+    recs = profile.records
+    if info is None:
+        joined = recs.copy()
+        for col in ("layer_type", "precision_in", "precision_out", "tactic", "metadata"):
+            joined[col] = ""
+        return joined, "none"
+    lay = info.layers
+    if len(lay) == len(recs):
+        mismatched = int((lay["name"].to_numpy() != recs["name"].to_numpy()).sum())
+        if mismatched:
+            log.warning(
+                "profile and layer info have %d layers each but %d names differ; joining by position (as TREx does)",
+                len(recs),
+                mismatched,
+            )
+        joined = pd.concat([recs.reset_index(drop=True), lay.drop(columns=["position", "name"])], axis=1)
+        return joined, "position"
+    log.warning(
+        "profile has %d layers, layer info %d: joining by name (partial engine information)",
+        len(recs),
+        len(lay),
+    )
+    joined = _by_name(recs, lay)
+    for col in ("layer_type", "precision_in", "precision_out", "tactic", "metadata"):
+        joined[col] = joined[col].fillna("")
+    return joined, "name"
+
+
+def _op_type(layer_type: str, name: str, mapping: str) -> str:
+    if layer_type:
+        return layer_type
+    # names-only layer info, or no layer info: say what the name shows
+    if mapping == "reformat":
+        return "Reformat"
+    if name.startswith("{ForeignNode["):
+        return "Myelin"
+    if mapping == "aux":
+        return "MyelinAux"
+    return "unknown"
+
+
+def build_raw_profile(
+    profile: LayerProfile,
+    info: EngineLayers | None = None,
+    onnx_node_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One row per engine layer: :data:`RAW_PROFILE_COLUMNS` (``iteration`` 0, ``time_ms`` = median
+    per inference when the file has it, else the mean) plus :data:`RAW_EXTRA_COLUMNS`."""
+    joined, how = _join(profile, info)
+    index = onnx_index(onnx_node_names) if onnx_node_names is not None else None
+    rows = []
+    for rec in joined.to_dict("records"):
+        name = str(rec["name"])
+        meta_nodes = split_metadata(str(rec.get("metadata") or ""))
+        nodes, mapping = match_onnx_nodes(name, meta_nodes, onnx_node_names, _index=index)
+        median = float(rec["median_ms"])
+        time_ms = median if not math.isnan(median) else float(rec["average_ms"])
+        status = rec["status"]
+        if status in ("ok", "zero_time") and mapping in ("fused-unattributed", "reformat"):
+            # attribute_layers honours these statuses: opaque Myelin regions and reformats are
+            # never given to attention, FFN or other, even when they took no time (review m13)
+            status = mapping
+        row = {
+            "iteration": 0,
+            "layer": name,
+            "op_type": _op_type(str(rec.get("layer_type") or ""), name, mapping),
+            "onnx_nodes": ";".join(nodes),
+            "time_ms": time_ms,
+            "calls": profile.count if profile.count is not None else pd.NA,
+            "status": status,
+            "precision_out": str(rec.get("precision_out") or ""),
+            "precision_in": str(rec.get("precision_in") or ""),
+            "mapping": mapping,
+            "tactic": str(rec.get("tactic") or ""),
+            "average_ms": float(rec["average_ms"]),
+            "median_ms": median,
+            "percentage": float(rec["percentage"]),
+        }
+        row["fused_mha"] = is_fused_mha(row)
+        rows.append(row)
+    raw = pd.DataFrame(rows, columns=[*RAW_PROFILE_COLUMNS, *RAW_EXTRA_COLUMNS])
+    raw["calls"] = raw["calls"].astype("Int64")
+    raw.attrs["join"] = how
+    if onnx_node_names is not None and len(raw):
+        unmatched = float((raw["mapping"] == "unmatched").mean())
+        if unmatched > 0.5:
+            log.warning(
+                "%.0f%% of engine layers match no node of the given ONNX: is it the engine's source?",
+                100 * unmatched,
+            )
+    return raw
+
+
+# --------------------------------------------------------------------------- ONNX side
+
+
+def onnx_node_order(onnx_path: Path) -> list[str]:
+    """Node names in graph order (topological in a valid ONNX), named as the rest of orinprof names
+    them: the node's name, else ``<op_type>_<index>``."""
+    import onnx
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError, OSError, … for a bad file
+        raise OrinprofError(
+            f"{onnx_path}: not a readable ONNX model ({err})", "pass the ONNX the engine was built from"
+        ) from err
+    names, seen = [], set()
+    for idx, node in enumerate(model.graph.node):
+        # the same rule as orinprof.classify.ensure_node_names, so classes join on these names
+        name = node.name or f"{node.op_type}_{idx}"
+        if name in seen:
+            name = f"{name}__{idx}"
+        seen.add(name)
+        names.append(name)
+    return names
