@@ -1,16 +1,19 @@
-"""The typer app, shared options and the error boundary.
+"""The typer app, its consoles and the one error boundary.
 
-Every command module registers through :func:`command`, which turns an :class:`OrinprofError`
-into one line on stderr and exit status 1 (``--debug`` shows the traceback instead).
+Every command registers through :func:`command` or :func:`group_command`, which wrap it in
+:func:`error_boundary`: an :class:`OrinprofError` becomes one line on stderr and exit status 1
+(``--debug`` shows the traceback instead), Ctrl-C exits 130 saying finished results were kept.
+Shared options live in :mod:`orinprof.cli.options`.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import shutil
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -19,12 +22,18 @@ from rich.logging import RichHandler
 
 from orinprof.errors import OrinprofError
 
+# Plain click help (rich_markup_mode=None): rich's help panels give option descriptions a
+# quarter of an 80-column terminal, a word or two per line; click's layout gives them half.
+CONTEXT = {"max_content_width": 100}
+
 app = typer.Typer(
     name="orinprof",
     help="What does INT8 really buy a transformer, layer by layer, on Jetson AGX Orin (or the GPU/CPU you have)?",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=CONTEXT,
 )
 
 out = Console(highlight=False)
@@ -57,55 +66,75 @@ def fail(error: OrinprofError) -> None:
     raise typer.Exit(1)
 
 
+INTERRUPTED = "orinprof: interrupted; finished results were kept\n"
+
+
+def _fit_consoles() -> None:
+    """Size both consoles to the terminal at each command (the consoles outlive one invocation,
+    and ``COLUMNS`` or the window may have changed since they were made)."""
+    width = shutil.get_terminal_size().columns
+    for console in (out, err_console):
+        console.width = width
+
+
+def error_boundary(func: F) -> F:
+    """Every command's one error policy: an :class:`OrinprofError` is one line on stderr and exit 1
+    (``--debug`` re-raises it); Ctrl-C says what was kept and exits 130 (128 + SIGINT)."""
+
+    @functools.wraps(func)
+    def wrapper(*a: Any, **kw: Any) -> Any:
+        _fit_consoles()
+        try:
+            return func(*a, **kw)
+        except OrinprofError as error:
+            if _state["debug"]:
+                raise
+            fail(error)
+        except KeyboardInterrupt:
+            sys.stderr.write(INTERRUPTED)
+            sys.stderr.flush()
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     """``@app.command`` plus the error boundary."""
-
-    def decorate(func: F) -> F:
-        @functools.wraps(func)
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            try:
-                return func(*a, **kw)
-            except OrinprofError as error:
-                if _state["debug"]:
-                    raise
-                fail(error)
-            except KeyboardInterrupt:
-                sys.stderr.write("orinprof: interrupted; finished results were kept\n")
-                raise typer.Exit(130) from None
-
-        app.command(*args, **kwargs)(wrapper)
-        return func
-
-    return decorate
+    return group_command(app, *args, **kwargs)
 
 
 def sub_app(name: str, help: str) -> typer.Typer:
     """A command group (``orinprof cards …``, ``orinprof ingest …``) sharing the error boundary."""
-    group = typer.Typer(name=name, help=help, no_args_is_help=True, pretty_exceptions_enable=False)
+    group = typer.Typer(
+        name=name,
+        help=help,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings=CONTEXT,
+    )
     app.add_typer(group, name=name)
     return group
 
 
 def group_command(group: typer.Typer, *args: Any, **kwargs: Any) -> Callable[[F], F]:
-    def decorate(func: F) -> F:
-        @functools.wraps(func)
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            try:
-                return func(*a, **kw)
-            except OrinprofError as error:
-                if _state["debug"]:
-                    raise
-                fail(error)
+    """``@group.command`` plus the error boundary."""
 
-        group.command(*args, **kwargs)(wrapper)
+    def decorate(func: F) -> F:
+        group.command(*args, **kwargs)(error_boundary(func))
         return func
 
     return decorate
 
 
-# ----------------------------------------------------------------------------- shared options
-ResultsDir = Annotated[
-    Path, typer.Option("--results-dir", help="Where run directories are created (never overwritten).")
-]
-ModelsDir = Annotated[Path, typer.Option("--models-dir", help="Cache of exported ONNX files.")]
-RunDirs = Annotated[list[Path], typer.Argument(help="Run directories (or folders holding them).")]
+def emit_json(payload: Any) -> None:
+    """``--json``: the one thing on stdout (NaN already turned to null by :func:`tables.json_records`)."""
+    sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+# shared options moved to orinprof.cli.options; these names stay importable from here for
+# command modules written against the old place
+from orinprof.cli.options import ModelsDir, ResultsDir, RunDirs  # noqa: E402
+
+__all__ = ["ModelsDir", "ResultsDir", "RunDirs", "app", "command", "emit_json", "group_command", "sub_app"]
