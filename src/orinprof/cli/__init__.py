@@ -14,9 +14,12 @@ from orinprof.cli.app import app
 _COMMAND_MODULES = (
     "orinprof.cli.spine",
     "orinprof.cli.trt",
+    "orinprof.cli.doctor",
+    "orinprof.cli.sweep",
+    "orinprof.cli.report",
+    "orinprof.cli.project",
     "orinprof.cli.telemetry",
     "orinprof.cli.cards",
-    "orinprof.cli.report",
     "orinprof.cli.ingest",
 )
 

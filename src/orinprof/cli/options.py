@@ -99,7 +99,7 @@ def profile_config(
     from orinprof.backends.base import TimingConfig
     from orinprof.measure import ProfileConfig, parse_seq_lens
 
-    timing_fields = {
+    timing_fields: dict[str, Any] = {
         "iterations": iterations,
         "warmup_iters": warmup,
         "warmup_s": warmup_s,

@@ -247,11 +247,15 @@ def _vertical(chosen: list[Col], rows: list[Row], key_count: int) -> RenderableT
     parts: list[RenderableType] = []
     keys, rest = chosen[:key_count], chosen[key_count:]
     for r in rows:
-        parts.append(Text(" · ".join(f"{c.header} {c.cell(r)}" for c in keys), style="bold"))
+        # a number needs its header to mean something ("seq 128"); a name reads alone
+        heading = " · ".join(f"{c.header} {c.cell(r)}" if c.numeric else c.cell(r) for c in keys)
+        parts.append(Text(heading, style="bold"))
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
         for c in rest:
+            if not c.cell(r).strip():
+                continue
             grid.add_row(f"  {c.header}:", Text(c.cell(r).replace("\n", " "), style=c.style(r) if c.style else ""))
         parts.append(grid)
     return Group(*parts)

@@ -1,4 +1,4 @@
-"""``orinprof doctor`` and ``orinprof telemetry parse-tegrastats``."""
+"""``orinprof telemetry parse-tegrastats``: recorded tegrastats logs → telemetry.csv."""
 
 from __future__ import annotations
 
@@ -6,29 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from orinprof.cli.app import command, group_command, out, sub_app
+from orinprof.cli.app import group_command, out, sub_app
 from orinprof.errors import OrinprofError
 
 telemetry_app = sub_app("telemetry", "Telemetry tools: convert recorded tegrastats logs.")
-
-
-@command("doctor")
-def doctor() -> None:
-    """Show what is available here (backends, runtimes, telemetry, device, power mode) and the next
-    step for each missing piece.  Example: orinprof doctor"""
-    from orinprof.doctor import doctor_checks
-
-    checks = doctor_checks()
-    table = Table(title="orinprof doctor")
-    for column in ("area", "item", "status", "detail", "next step"):
-        table.add_column(column, overflow="fold")
-    for c in checks:
-        cells = (c.area, c.item, "ok" if c.ok else "missing", c.detail, c.next_step)
-        table.add_row(*(Text(cell) for cell in cells))  # Text: `[jetson]` in a hint is not markup
-    out.print(table)
 
 
 @group_command(telemetry_app, "parse-tegrastats")
@@ -41,8 +23,12 @@ def parse_tegrastats(
         float | None, typer.Option("--interval-ms", help="Sampling interval, for lines without a timestamp.")
     ] = None,
 ) -> None:
-    """Convert a tegrastats log to a telemetry.csv (long format, same channels as live sampling).
-    Example: orinprof telemetry parse-tegrastats tegrastats.log --out telemetry.csv"""
+    """Convert a tegrastats log to a telemetry.csv.
+
+    Long format, the same channels as live sampling.
+
+    Example: orinprof telemetry parse-tegrastats tegrastats.log --out telemetry.csv
+    """
     from orinprof.telemetry.tegrastats import convert_file
 
     target = out_path or file.with_name(file.name + ".telemetry.csv")
