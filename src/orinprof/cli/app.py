@@ -95,6 +95,7 @@ def error_boundary(func: F) -> F:
             sys.stderr.flush()
             raise typer.Exit(130) from None
 
+    wrapper.error_boundary = True  # type: ignore[attr-defined]  # tests/cli/test_errors.py checks every command
     return wrapper  # type: ignore[return-value]
 
 

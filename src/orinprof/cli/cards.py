@@ -193,7 +193,7 @@ def pruning(
     Times the dense model, 50 % zeroed weights, fewer heads + smaller FFN, one layer fewer and the
     matching fewer heads (fp32, same backend), and writes the pruning table.
 
-    Example: orinprof cards pruning --model bert-base --seq 128 --iterations 200
+    Example: orinprof cards pruning --model bert-base --seq 128
     """
     from dataclasses import replace
 

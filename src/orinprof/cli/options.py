@@ -21,7 +21,7 @@ from orinprof.plans import PLAN_NAMES
 from orinprof.telemetry import SOURCES
 
 
-def _choices(names: Sequence[str]) -> str:
+def choices(names: Sequence[str]) -> str:
     names = list(names)
     return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
 
@@ -34,7 +34,7 @@ def default_precisions() -> str:
 # --------------------------------------------------------------------------------- what to run
 Model = Annotated[str | None, typer.Option("--model", "-m", help="Preset name (see `orinprof presets`).")]
 Onnx = Annotated[Path | None, typer.Option("--onnx", help="Your own ONNX file instead of a preset.")]
-Precisions = Annotated[str, typer.Option("--precisions", help=f"Plans, comma-separated: {_choices(PLAN_NAMES)}.")]
+Precisions = Annotated[str, typer.Option("--precisions", help=f"Plans, comma-separated: {choices(PLAN_NAMES)}.")]
 Seq = Annotated[str | None, typer.Option("--seq", help="Sequence lengths: 128,384 or 64..512 (powers of two).")]
 Batch = Annotated[int, typer.Option("--batch", help="Batch size.")]
 Opset = Annotated[int, typer.Option("--opset", help="ONNX opset (TensorRT 8.x parsers need ≤ 17).")]
@@ -51,9 +51,9 @@ QdqStyle = Annotated[
 Inputs = Annotated[Path | None, typer.Option("--inputs", help=".npz of inputs (calibration + held-out).")]
 
 # --------------------------------------------------------------------------------- where to run
-Backend = Annotated[str, typer.Option("--backend", help=f"Backend: {_choices(list(BACKENDS))}.")]
+Backend = Annotated[str, typer.Option("--backend", help=f"Backend: {choices(list(BACKENDS))}.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda (torch / ORT CUDA EP) or trt (ORT TensorRT EP).")]
-Telemetry = Annotated[str, typer.Option("--telemetry", help=f"Telemetry source: {_choices(SOURCES)}.")]
+Telemetry = Annotated[str, typer.Option("--telemetry", help=f"Telemetry source: {choices(SOURCES)}.")]
 
 # --------------------------------------------------------------------------------- how long
 Iterations = Annotated[int, typer.Option("--iterations", help="Timed iterations (timing run).")]

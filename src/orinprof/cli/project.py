@@ -76,7 +76,7 @@ def project_cmd(
 
     Devices: Jetson AGX Orin modes, H100/H200, or the local CPU.
 
-    Example: orinprof project bert-base --device agx-orin-64gb --mode MAXN --sweep 128,384
+    Example: orinprof project bert-base --device agx-orin-64gb --sweep 128,384
     """
     from orinprof import project as P
 

@@ -68,7 +68,7 @@ def profile_cmd(
     Prints the measured table (seq, plan, end-to-end median with its 95 % CI, attention and FFN
     time, attention share, fidelity) and the reductions against the baseline.
 
-    Example: orinprof profile --model bert-base --precisions fp32,int8-attn,int8-ffn,int8-all --seq 128
+    Example: orinprof profile --model bert-base --seq 128
     """
     from orinprof.cli.progress import PlanProgress, plan_count
     from orinprof.measure import profile
@@ -156,7 +156,7 @@ def export_cmd(
     Exports, classifies and quantizes: prepare on a host with torch, copy models/ to a Jetson,
     profile there.
 
-    Example: orinprof export --model bert-base --seq 128,384 --precisions fp16,int8-attn
+    Example: orinprof export --model bert-base --precisions fp16,int8-attn
     """
     import pandas as pd
 
@@ -195,7 +195,7 @@ def compare_cmd(
 
     Also the profile-implied end-to-end change (Amdahl) with --wide.
 
-    Example: orinprof compare results/20261127T120000-bert-base-onnxruntime-ab12
+    Example: orinprof compare results/*-bert-base-onnxruntime-*
     """
     from orinprof.compare import compare_runs
 

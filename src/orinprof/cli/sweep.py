@@ -45,7 +45,7 @@ def sweep_seq(
     Profiles every plan at every length and shows where card 9's ranges can hold. Include the
     baseline plan and int8-attn in --precisions.
 
-    Example: orinprof sweep-seq --model bert-base --seq 64..512 --precisions fp32,int8-attn,int8-all
+    Example: orinprof sweep-seq --model bert-base --seq 64..512
     """
     from orinprof.cli.progress import PlanProgress, plan_count
     from orinprof.measure import profile

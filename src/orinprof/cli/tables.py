@@ -243,9 +243,10 @@ def build(
     return table, chosen, captions, rows
 
 
-def _vertical(chosen: list[Col], rows: list[Row], key_count: int) -> RenderableType:
+def _vertical(chosen: list[Col], rows: list[Row], key_count: int, width: int) -> RenderableType:
     parts: list[RenderableType] = []
     keys, rest = chosen[:key_count], chosen[key_count:]
+    label_width = max((len(c.header) + 3 for c in rest), default=0)  # "  header:"
     for r in rows:
         # a number needs its header to mean something ("seq 128"); a name reads alone
         heading = " · ".join(f"{c.header} {c.cell(r)}" if c.numeric else c.cell(r) for c in keys)
@@ -254,9 +255,14 @@ def _vertical(chosen: list[Col], rows: list[Row], key_count: int) -> RenderableT
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
         for c in rest:
-            if not c.cell(r).strip():
+            cell = c.cell(r)
+            if not cell.strip():
                 continue
-            grid.add_row(f"  {c.header}:", Text(c.cell(r).replace("\n", " "), style=c.style(r) if c.style else ""))
+            if c.numeric and _lines(cell.replace("\n", " ")) + label_width + 1 <= width:
+                cell = cell.replace("\n", " ")  # point and CI on one line when they fit
+            elif c.numeric:
+                cell = cell.replace(" [", "\n[")  # else the CI under its point, never split inside
+            grid.add_row(f"  {c.header}:", Text(cell, style=c.style(r) if c.style else ""))
         parts.append(grid)
     return Group(*parts)
 
@@ -281,7 +287,7 @@ def show(
     if table is not None:
         console.print(table)
         return Layout("table", tuple(c.header for c in chosen))
-    console.print(_vertical(chosen, rows, min(key_count, len(chosen))))
+    console.print(_vertical(chosen, rows, min(key_count, len(chosen)), console.width))
     return Layout("vertical", tuple(c.header for c in chosen))
 
 

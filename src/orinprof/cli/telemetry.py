@@ -27,7 +27,7 @@ def parse_tegrastats(
 
     Long format, the same channels as live sampling.
 
-    Example: orinprof telemetry parse-tegrastats tegrastats.log --out telemetry.csv
+    Example: orinprof telemetry parse-tegrastats t.log --out telemetry.csv
     """
     from orinprof.telemetry.tegrastats import convert_file
 
