@@ -79,7 +79,7 @@ def test_measured_default_columns_fit_80() -> None:
     text = render(80, lambda c: print_measured(c, frame))
     assert_fits(text, 80)
     header = next(line for line in text.splitlines() if line.startswith("seq"))
-    assert header.split() == ["seq", "plan", "e2e", "ms", "[95%", "CI]", "attention", "ms", "FFN", "ms", "attn",
+    assert header.split() == ["seq", "plan", "e2e", "ms", "[95%", "CI]", "attn", "ms", "FFN", "ms", "attn",
                               "share", "cosine"]  # fmt: skip
     for row in frame.to_dict("records"):  # every number whole, in its row
         e2e = fmt.ci_text(row["e2e_median_ms"], row["e2e_median_ci_low_ms"], row["e2e_median_ci_high_ms"])
@@ -106,11 +106,11 @@ def test_vertical_layout_when_the_default_set_cannot_fit() -> None:
     frame = summary_frame()
     table = render(80, lambda c: T.show(c, frame, MEASURED, "t"))
     narrow = render(50, lambda c: T.show(c, frame, MEASURED, "t"))
-    assert "attention ms:" not in table and re.search(r"^seq 384 · int8-attn$", narrow, re.M)
+    assert "attn ms:" not in table and re.search(r"^seq 384 · int8-attn$", narrow, re.M)
     row = frame.iloc[5]  # seq 384, int8-attn
     e2e = fmt.ci_text(row["e2e_median_ms"], row["e2e_median_ci_low_ms"], row["e2e_median_ci_high_ms"])
     assert re.search(rf"^  e2e ms \[95% CI\]: +{re.escape(e2e)}", narrow, re.M)
-    assert re.search(rf"^  attention ms: +{fmt.num(row['attention_ms'])}", narrow, re.M)
+    assert re.search(rf"^  attn ms: +{fmt.num(row['attention_ms'])}", narrow, re.M)
 
 
 def test_columns_are_shown_only_when_present_and_prefer_round_cis() -> None:

@@ -18,13 +18,13 @@ VIEWS: dict[str, tuple[T.Col, ...]] = {
     "projection": (
         T.number("seq_len", "seq"),
         T.text("plan"),
-        T.number("attention_ms", "attention ms"),
+        T.number("attention_ms", "attn ms"),
         T.number("ffn_ms", "FFN ms"),
-        T.number("other_ms", "other ms"),
         T.number("e2e_ms", "e2e ms"),
-        T.percent("attention_reduction", "attention red.", sign=True),
+        T.percent("attention_reduction", "attn red.", sign=True),
         T.percent("ffn_reduction", "FFN red.", sign=True),
         T.percent("e2e_reduction", "e2e red.", sign=True),
+        T.number("other_ms", "other ms", wide=True),
         T.percent("compute_bound_share", "compute-bound", wide=True),
     ),
     "card_crossing": (

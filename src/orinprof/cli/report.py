@@ -9,6 +9,7 @@ import typer
 
 from orinprof.cli.app import command, out
 from orinprof.cli.options import RunDirs
+from orinprof.cli.tables import note_lines
 
 
 @command("report")
@@ -31,5 +32,4 @@ def report(
 
     rep = build_report(sources, out_dir, force=force, top_n=top, verdicts=verdicts)
     out.print(f"wrote {rep.html} ({sum(f.png is not None for f in rep.figures)} figures)", soft_wrap=True)
-    for line in rep.skipped:
-        out.print(f"  {line}", soft_wrap=True)
+    note_lines(out, "Skipped:", rep.skipped, style="")

@@ -33,7 +33,7 @@ MEASURED: tuple[Col, ...] = (
     T.number("seq_len", "seq"),
     T.text("precision", "plan"),
     T.with_ci("e2e ms [95% CI]", "e2e_median_ms", E2E_BOUNDS, one_line=True),
-    T.number("attention_ms", "attention ms"),
+    T.number("attention_ms", "attn ms"),
     T.number("ffn_ms", "FFN ms"),
     T.percent("attention_share", "attn share"),
     Col("cosine", ("fidelity_cosine",), lambda r: fmt.cosine(r["fidelity_cosine"])),
