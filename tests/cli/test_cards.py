@@ -125,8 +125,11 @@ def test_pruning_writes_evidence_that_validate_judges(tmp_path: Path, models_dir
     pytest.importorskip("torch")
     results_dir = tmp_path / "results"
     dirs = ["--results-dir", str(results_dir), "--models-dir", str(models_dir)]
-    res = runner.invoke(app, ["cards", "pruning", "--model", "bert-tiny[num_layers=4]", "--seq", "16", *FAST, *dirs])
+    args = ["cards", "pruning", "--model", "bert-tiny[num_layers=4]", "--seq", "16", *FAST, *dirs]
+    res = runner.invoke(app, args, env={"COLUMNS": "80"})
     assert res.exit_code == 0, res.output + res.stderr
+    table = [line for line in res.stdout.splitlines() if "%" in line and "CI]" not in line]
+    assert len(table) == 5 and all(len(line) <= 80 and "…" not in line for line in table)  # a row per variant
     (pruning_dir,) = results_dir.glob("*-pruning-*")
     table = results.read_table(pruning_dir, "pruning")
     assert set(table["variant_kind"]) == {"unstructured", "heads+ffn", "layers", "heads", "layers-vs-heads"}
@@ -172,12 +175,13 @@ def test_sweep_seq_prints_a_row_per_sequence_length(tmp_path: Path, models_dir: 
     pytest.importorskip("torch")
     dirs = ["--results-dir", str(tmp_path / "results"), "--models-dir", str(models_dir)]
     args = ["sweep-seq", "--model", "bert-tiny", "--seq", "16,32", "--precisions", "fp32,int8-attn"]
-    res = runner.invoke(app, [*args, *FAST, "--telemetry", "none", *dirs])
+    res = runner.invoke(app, [*args, *FAST, "--telemetry", "none", *dirs], env={"COLUMNS": "80"})
     assert res.exit_code == 0, res.output + res.stderr
-    text = " ".join(res.output.split())
+    text = " ".join(res.stdout.split())
     assert "Sequence sweep" in text and "reachable at seq" in text
-    rows = [line for line in res.output.splitlines() if line.startswith("│") and "%" in line]
-    assert [line.split("│")[1].strip() for line in rows] == ["16", "32"]
+    rows = [line for line in res.stdout.splitlines() if "%" in line and line.split()[0].isdigit()]
+    assert [line.split()[0] for line in rows] == ["16", "32"]  # one table row per length, at 80 columns
+    assert all(len(line) <= 80 and "…" not in line for line in rows)
 
 
 def test_sweep_seq_bad_seq_one_line(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Path:
     # the measured table, then the reductions, both as tables (they fit 80 columns)
     assert re.search(r"^seq +plan +e2e ms \[95% CI\] +attn ms +FFN ms +attn share +cosine", res.stdout, re.M)
     assert re.search(r"^seq +plan +attention +FFN +e2e", res.stdout, re.M)
+    assert "✓ [1/3 plans, 2 left, about " in res.stderr and "✓ [3/3 plans, 0 left" in res.stderr  # progress
     (made,) = results.iterdir()
     return made
 

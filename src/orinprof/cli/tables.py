@@ -16,6 +16,7 @@ DataFrame columns the cell needs, how to write the cell).  :func:`show` then
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -224,15 +225,19 @@ def build(
         cells = [c.cell(r) for r in rows]
         natural = max([_lines(x) for x in cells] + [len(c.header)])
         header_word = _words(c.header)
-        minimum = natural if c.numeric else max(header_word, min(natural, max([_words(x) for x in cells] + [8])))
+        if c.numeric:  # cells never wrap; the header may, at its spaces
+            minimum = max([_lines(x) for x in cells] + [header_word])
+        else:
+            minimum = max(header_word, min(natural, max([_words(x) for x in cells] + [8])))
         planned.append(_Planned(c, cells, natural, max(minimum, header_word)))
     if not _plan_widths(planned, width - _overhead(len(planned))):
         return None, chosen, captions, rows
     table = _new_table()
     table.leading = 1 if any("\n" in x for p in planned for x in p.cells) else 0  # rows of two lines
     for p in planned:
+        header = textwrap.fill(p.col.header, p.width) if p.col.numeric else p.col.header
         table.add_column(
-            p.col.header,
+            header,
             justify="right" if p.col.numeric else "left",
             width=p.width,
             no_wrap=p.col.numeric,
