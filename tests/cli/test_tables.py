@@ -14,7 +14,7 @@ from rich.console import Console
 from orinprof import results
 from orinprof.cli import format as fmt
 from orinprof.cli import tables as T
-from orinprof.cli.views import MEASURED, REDUCTIONS, print_measured, print_reductions
+from orinprof.cli.views import MEASURED, print_measured, print_reductions
 
 
 def summary_frame(plans: tuple[str, ...] = ("fp32", "int8-attn", "int8-ffn", "int8-all")) -> pd.DataFrame:

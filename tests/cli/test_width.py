@@ -143,7 +143,9 @@ def test_project_tables_and_json(models_dir: Path) -> None:
     args = ["project", "bert-tiny", "--device", "agx-orin-64gb", "--sweep", "16,32", "--models-dir", str(models_dir)]
     res = run(*args)
     assert_readable(res.stdout)
-    assert re.search(r"^seq +plan +attn ms +FFN ms +e2e ms +attn red\.", res.stdout, re.M)  # a table, not a grid of cut cells
+    assert re.search(
+        r"^seq +plan +attn ms +FFN ms +e2e ms +attn red\.", res.stdout, re.M
+    )  # a table, not a grid of cut cells
     doc = strict_json(run(*args, "--json").stdout)
     assert {"projection", "card_crossing"} <= set(doc)
     assert {r["seq_len"] for r in doc["projection"]} == {16, 32}

@@ -212,12 +212,12 @@ def compare_cmd(
 
 
 LAYER_MAP = (
-    T.text("node"),
+    T.text("node", fold_to=24),  # ONNX node names run long: fold them rather than lose the table
     T.text("op_type", "op"),
     T.text("layer_class", "class"),
     T.value("block"),
     T.text("role"),
-    T.text("evidence"),
+    T.text("evidence", wide=True),
 )
 
 
@@ -246,7 +246,8 @@ def layers_cmd(
         raise OrinprofError(f"{model!r} is neither a preset nor an ONNX file", "presets: " + ", ".join(models.PRESETS))
     df = classify.classify_file(path)
     shown = df if show_all else df[df["op_type"].isin(["MatMul", "Gemm", "Softmax", "Conv"])]
-    out.print(f"{path.name}: {classify.summarize(df)}", soft_wrap=False, highlight=False)
+    counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in classify.summarize(df).items())
+    out.print(f"{path.name}: {counts}", highlight=False)
     T.show(out, shown, LAYER_MAP, None, wide=wide, hoist=False, key_count=1)
     out.print(f"Map saved: {classify.layer_map_path(path)}", soft_wrap=True, highlight=False)
 

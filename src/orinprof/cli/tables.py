@@ -48,6 +48,7 @@ class Col:
     wide: bool = False
     style: Callable[[Row], str] | None = None
     also: tuple[str, ...] = ()  # further columns the cell reads when present (a CI's bounds)
+    fold_to: int | None = None  # text: may fold long words down to this width (node names, paths)
 
 
 def value(column: str, header: str | None = None, *, wide: bool = False) -> Col:
@@ -85,8 +86,8 @@ def with_ci(
     return Col(header, (point,), cell, True, wide, also=tuple(name for pair in bounds for name in pair))
 
 
-def text(column: str, header: str | None = None, *, wide: bool = False) -> Col:
-    return Col(header or header_for(column), (column,), lambda r: fmt.text(r[column]), False, wide)
+def text(column: str, header: str | None = None, *, wide: bool = False, fold_to: int | None = None) -> Col:
+    return Col(header or header_for(column), (column,), lambda r: fmt.text(r[column]), False, wide, fold_to=fold_to)
 
 
 _HEADERS = {"seq_len": "seq", "precision": "plan", "layer_class": "class", "fidelity_cosine": "cosine"}
@@ -228,7 +229,8 @@ def build(
         if c.numeric:  # cells never wrap; the header may, at its spaces
             minimum = max([_lines(x) for x in cells] + [header_word])
         else:
-            minimum = max(header_word, min(natural, max([_words(x) for x in cells] + [8])))
+            longest = max([_words(x) for x in cells] + [8])
+            minimum = max(header_word, min(natural, longest, c.fold_to or longest))
         planned.append(_Planned(c, cells, natural, max(minimum, header_word)))
     if not _plan_widths(planned, width - _overhead(len(planned))):
         return None, chosen, captions, rows
