@@ -166,6 +166,13 @@ def test_ingest_trtexec_table(tmp_path: Path) -> None:
     assert re.search(r"^class +time ms +share +layers", res.stdout, re.M)
 
 
+def test_cards_outliers_table(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    res = run("cards", "outliers", "--model", "minilm-l6", "--out", str(tmp_path / "outliers.csv"))
+    assert_readable(res.stdout)
+    assert re.search(r"^layer +top dims +top ÷ median \[95% CI\]$", res.stdout, re.M)
+
+
 def test_every_help_screen_reads_at_80_columns() -> None:
     from orinprof.cli.docs import commands, help_text
 

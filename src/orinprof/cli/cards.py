@@ -3,6 +3,7 @@ and run the card experiments (card 3's activation outliers, cards 6 and 10's pru
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -197,6 +198,7 @@ def pruning(
     """
     from dataclasses import replace
 
+    from orinprof.cli.progress import duration, time_left
     from orinprof.measure import profile
 
     cfg = O.profile_config(
@@ -206,8 +208,12 @@ def pruning(
         rounds=1,  # one profile call is one block of the experiment's own interleaved rounds
     )  # fmt: skip
 
+    started = time.monotonic()
+
     def progress(done: int, total: int) -> None:
-        err_console.print(f"[dim]pruning: {done}/{total} models timed[/dim]")
+        left = time_left(time.monotonic() - started, done, total)
+        eta = "" if left is None else f", about {duration(left)} left"
+        err_console.print(f"[dim]pruning: {done}/{total} models timed{eta}[/dim]")
 
     def profile_run(name: str) -> Path:
         return Path(profile(replace(cfg, model=name)).run_dir)
