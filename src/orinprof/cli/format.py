@@ -158,8 +158,12 @@ FLAG_WORDS = {
     "nvml_throttle": "GPU throttled",
     "telemetry_sampler_died": "telemetry sampler died",
     "too_few_samples": "too few telemetry samples",
-    "placebo_failed": "untouched class moved (placebo failed)",
-    "unattributed": "much layer time unattributed",
+    "placebo_failed": "placebo failed: the untouched class moved",
+    "unpaired": "baseline timed in other rounds (unpaired)",
+    "mixed_modes": "run modes differ",
+    "run_incomplete": "run incomplete",
+    "class_times_exceed_e2e": "class times exceed e2e",
+    "attribution_incomplete": "layer time unattributed",
 }
 
 

@@ -56,10 +56,12 @@ Device = Annotated[str, typer.Option("--device", help="cpu, cuda (torch / ORT CU
 Telemetry = Annotated[str, typer.Option("--telemetry", help=f"Telemetry source: {choices(SOURCES)}.")]
 
 # --------------------------------------------------------------------------------- how long
-Iterations = Annotated[int, typer.Option("--iterations", help="Timed iterations (timing run).")]
+Iterations = Annotated[int, typer.Option("--iterations", help="Timed iterations per block (each plan, each round).")]
+Rounds = Annotated[int, typer.Option("--rounds", help="Rounds: every plan timed once per round, shuffled.")]
+BlockS = Annotated[float, typer.Option("--block-s", help="Minimum seconds per timing block.")]
 WarmupS = Annotated[float, typer.Option("--warmup-s", help="Warm-up time in seconds (at least).")]
 ProfileIterations = Annotated[
-    int, typer.Option("--profile-iterations", help="Iterations of the separate per-layer profiling run.")
+    int, typer.Option("--profile-iterations", help="Per-layer profiling iterations per round (separate run).")
 ]
 
 # --------------------------------------------------------------------------------- files
@@ -88,12 +90,15 @@ def profile_config(
     warmup_s: float | None = None,
     min_duration_s: float | None = None,
     profile_iterations: int | None = None,
+    rounds: int | None = None,
+    block_s: float | None = None,
+    long_run: bool = False,
     inputs: Path | None = None,
     **fields: Any,
 ) -> Any:
     """The ``ProfileConfig`` of every command that profiles (``profile``, ``export``, ``sweep-seq``,
     ``cards pruning``): CLI spellings (``--seq 64..512``, ``--precisions a,b``, flat timing
-    options) become the library's fields; the command line is recorded.  Fields the command does
+    options, ``--long-run``) become the library's fields; the command line is recorded.  Fields the command does
     not set keep the library's defaults.  ``measure`` is imported here, late: it pulls in onnx and
     the backend registry's runners."""
     from orinprof.backends.base import TimingConfig
@@ -105,8 +110,12 @@ def profile_config(
         "warmup_s": warmup_s,
         "min_duration_s": min_duration_s,
         "profile_iterations": profile_iterations,
+        "rounds": rounds,
+        "block_s": block_s,
     }
     timing = TimingConfig(**{k: v for k, v in timing_fields.items() if v is not None})
+    if long_run:
+        timing = timing.long_run()
     plans = precisions.split(",") if isinstance(precisions, str) else list(precisions)
     fields.setdefault("command", command_line())
     return ProfileConfig(

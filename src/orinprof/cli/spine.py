@@ -33,11 +33,16 @@ def profile_cmd(
     backend: O.Backend = "onnxruntime",
     device: O.Device = "cpu",
     threads: Annotated[int | None, typer.Option(help="Intra-op threads on CPU (default: the backend's).")] = None,
-    iterations: O.Iterations = 100,
+    iterations: O.Iterations = 20,
+    rounds: O.Rounds = 5,
+    block_s: O.BlockS = 0.0,
+    long_run: Annotated[bool, typer.Option(help="Publication timing: ≥ 3 s blocks, ≥ 10 rounds.")] = False,
+    aa_control: Annotated[bool, typer.Option(help="Time the baseline twice: the noise floor.")] = False,
+    isolate: Annotated[str, typer.Option(help="none (runners stay loaded) or process.")] = "none",
     warmup: Annotated[int, typer.Option(help="Warm-up iterations (at least; also --warmup-s).")] = 10,
     warmup_s: O.WarmupS = 1.0,
     min_duration_s: Annotated[float, typer.Option(help="Keep timing until this many seconds passed.")] = 0.0,
-    profile_iterations: O.ProfileIterations = 20,
+    profile_iterations: O.ProfileIterations = 4,
     opset: O.Opset = 17,
     calib_batches: O.CalibBatches = 16,
     calib_method: O.CalibMethod = "minmax",
@@ -100,6 +105,11 @@ def profile_cmd(
         warmup_s=warmup_s,
         min_duration_s=min_duration_s,
         profile_iterations=profile_iterations,
+        rounds=rounds,
+        block_s=block_s,
+        long_run=long_run,
+        aa_control=aa_control,
+        isolate=isolate,
         telemetry=telemetry,
         telemetry_interval_s=telemetry_interval,
         cuda_graph=cuda_graph,
@@ -188,18 +198,20 @@ def compare_cmd(
     runs: O.RunDirs,
     baseline: Annotated[str | None, typer.Option(help="Baseline plan (default: fp32 on CPU, fp16 on GPU).")] = None,
     out_csv: Annotated[Path | None, typer.Option("--out", help="Also write the table to this CSV (new file).")] = None,
+    allow_mixed: Annotated[bool, typer.Option(help="Compare across run modes (rows flagged).")] = False,
     wide: O.Wide = False,
     json_out: O.Json = False,
 ) -> None:
-    """Reductions of each plan vs the baseline, with CIs.
+    """Reductions of each plan vs the baseline, with CIs over rounds.
 
-    Also the profile-implied end-to-end change (Amdahl) with --wide.
+    Flags the controls (placebo, A/A noise floor) in words; --wide adds the ratios and the
+    profile-implied end-to-end change.
 
     Example: orinprof compare results/*-bert-base-onnxruntime-*
     """
     from orinprof.compare import compare_runs
 
-    df = compare_runs(list(runs), baseline)
+    df = compare_runs(list(runs), baseline, allow_mixed=allow_mixed)
     if out_csv is not None and out_csv.exists():
         raise OrinprofError(f"{out_csv} already exists", "results are never overwritten; choose another --out")
     if json_out:

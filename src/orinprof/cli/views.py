@@ -8,8 +8,10 @@ without a CLI change, and ``--wide`` shows every column.  Preference order, defa
   the run has them, else the bootstrap ``e2e_median_ci_*``), attention ms, FFN ms, attention
   share, cosine fidelity.
 * reductions: seq, plan (the baseline goes to the caption when it is one plan), attention, FFN
-  and end-to-end reductions, each with its 95 % CI under it; flags in words under the table;
-  the run's noise floor (``noise_floor``, from an A/A control) in a sentence when present.
+  and end-to-end reductions, each with its 95 % CI under it; flags in words under the table
+  (``placebo_failed``, unpaired, noisy…); the A/A control's noise floor in a sentence when the
+  run has one.  ``--wide``: ratios with log-scale CIs, the placebo class's change, the
+  profile-implied e2e and its gap, the card check, rounds.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ MEASURED: tuple[Col, ...] = (
     Col("cosine", ("fidelity_cosine",), lambda r: fmt.cosine(r["fidelity_cosine"])),
     T.number("e2e_p99_ms", "p99 ms", wide=True),
     T.number("e2e_cv", "CV", wide=True),
+    T.number("e2e_round_cv", "round CV", wide=True),
+    T.number("rounds", "rounds", wide=True),
     T.number("other_ms", "other ms", wide=True),
     T.number("unattributed_ms", "unattributed ms", wide=True),
     T.percent("layer_sum_over_e2e", "layers ÷ e2e", wide=True),
@@ -52,10 +56,15 @@ REDUCTIONS: tuple[Col, ...] = (
     _reduction("FFN", "ffn"),
     _reduction("e2e", "e2e"),
     T.with_ci("e2e ratio", "e2e_ratio", [("e2e_ratio_ci_low", "e2e_ratio_ci_high")], wide=True),
-    T.with_ci("ratio", "ratio", [("ratio_ci_low", "ratio_ci_high")], wide=True),
+    T.with_ci("attn ratio", "attention_ratio", [("attention_ratio_ci_low", "attention_ratio_ci_high")], wide=True),
+    T.with_ci("FFN ratio", "ffn_ratio", [("ffn_ratio_ci_low", "ffn_ratio_ci_high")], wide=True),
+    T.text("placebo_class", "placebo class", wide=True),
+    _reduction("placebo", "placebo", wide=True),
     T.percent("profile_implied_e2e_reduction", "profile-implied e2e", sign=True, wide=True),
-    T.percent("amdahl_e2e_reduction", "profile-implied e2e", sign=True, wide=True),
-    T.percent("amdahl_gap", "implied − timed", sign=True, wide=True),
+    T.percent("profile_implied_gap", "timed − implied", sign=True, wide=True),
+    T.percent("card_implied_e2e_reduction", "card-implied e2e", sign=True, wide=True),
+    T.percent("noise_floor", "noise floor", wide=True),
+    T.number("rounds", "rounds", wide=True),
 )
 
 MEASURED_TITLE = "Measured (timing run: end-to-end; profiling run: class times)"
@@ -85,11 +94,11 @@ def flag_lines(frame: pd.DataFrame, columns: tuple[str, ...] = ("flags", "trust_
     return lines
 
 
-def noise_floor_line(frame: pd.DataFrame) -> str | None:
-    for name in ("noise_floor", "e2e_noise_floor"):
-        if name in frame.columns and frame[name].notna().any():
-            return f"Differences under {fmt.pct(frame[name].abs().max())} are noise on this machine (A/A control)."
-    return None
+def noise_floor_line(comparison: pd.DataFrame) -> str | None:
+    """The A/A control's noise floor in words (the sentence is :mod:`orinprof.compare`'s)."""
+    from orinprof.compare import noise_floor_sentence, noise_floors
+
+    return noise_floor_sentence(noise_floors(comparison))
 
 
 def print_measured(console: Console, summary: pd.DataFrame, wide: bool = False) -> None:
