@@ -21,7 +21,7 @@ from orinprof.cli import format as fmt
 
 WIDTH = 80
 ENV = {"COLUMNS": str(WIDTH)}
-FAST = ["--iterations", "5", "--warmup-s", "0", "--profile-iterations", "2"]
+FAST = ["--iterations", "5", "--rounds", "5", "--warmup-s", "0", "--profile-iterations", "2"]
 CARDS = ["--cards", str(REPO / "cards.tsv"), "--claims", str(REPO / "claims.toml")]
 runner = CliRunner()
 
@@ -64,7 +64,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Path:
     # the measured table, then the reductions, both as tables (they fit 80 columns)
     assert re.search(r"^seq +plan +e2e ms \[95% CI\] +attn ms +FFN ms +attn share +cosine", res.stdout, re.M)
     assert re.search(r"^seq +plan +attention +FFN +e2e", res.stdout, re.M)
-    assert "✓ [1/3 plans, 2 left, about " in res.stderr and "✓ [3/3 plans, 0 left" in res.stderr  # progress
+    # progress: plans done and left, the block count (3 plans × 1 length × rounds × 2), time left
+    rounds = 5
+    assert f"[1/3 plans done, 2 left, block {3 * rounds * 2}/{3 * rounds * 2}, about " in res.stderr
+    assert "✓ [3/3 plans done, 0 left" in res.stderr
     (made,) = results.iterdir()
     return made
 
@@ -79,7 +82,7 @@ def test_profile_json_is_the_only_stdout(tmp_path: Path, models_dir: Path) -> No
     assert doc["summary"][0]["e2e_median_ms"] > 0 and doc["comparison"][0]["baseline"] == "fp32"
     assert doc["summary"][0]["norm_ms"] is None or isinstance(doc["summary"][0]["norm_ms"], float)
     assert Path(doc["run_dir"]).is_dir() and doc["failures"] == []
-    assert "plans" in res.stderr  # progress went to stderr
+    assert "plans done" in res.stderr  # progress went to stderr
 
 
 def test_profile_wide_and_narrow(run_dir: Path) -> None:

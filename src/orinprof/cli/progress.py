@@ -1,13 +1,16 @@
 """Progress on stderr: plans done, plans left and the time left, for ``measure``'s Reporter.
 
-The overall bar counts plans (one plan at one sequence length = one step).  The time left is the
-mean time per finished plan × plans left — rich's own ``TimeRemainingColumn`` needs two progress
-samples inside a 30 s window, which a minute-long plan never gives.  The library tells us a plan
-ended through ``Reporter.done``; the hooks ``plan_started(index, total, label)`` and
-``plan_finished(index, total, label, ok)`` (proposed for ``measure.Reporter``) are used when the
-library calls them and are not needed: without them the CLI counts ``done`` calls against the
-plan count it computed from the options.  Each finished plan also prints a line with the count
-and the estimate, so logs without a live display (CI, ``ssh`` without a tty) show them too.
+``measure`` times every plan in interleaved rounds: each round runs one timing block and one
+profiling block per plan, and a plan is done (``Reporter.done``) only when its shape's last round
+ends.  So the time left is counted in blocks: each ``Reporter.progress`` call starts one, and the
+estimate is the mean time per finished block × blocks left.  (rich's ``TimeRemainingColumn``
+needs two progress samples inside a 30 s window, which long blocks never give.)
+
+The totals come from the options (plans × sequence lengths, rounds, the A/A control's extra
+plan).  A library that knows better (a plan that failed to start) may call the proposed hook
+``expect(plans, blocks)``; nothing depends on it being called.  Each finished plan prints a line
+with the counts and the estimate, so logs without a live display (CI, ``ssh`` without a tty)
+show them too.
 """
 
 from __future__ import annotations
@@ -40,16 +43,24 @@ def time_left(elapsed_s: float, done: int, total: int) -> float | None:
 
 
 class PlanProgress(Reporter):
-    """Rich progress for ``measure.profile``: an overall bar across plans, one bar for the step
+    """Rich progress for ``measure.profile``: an overall bar across blocks, one bar for the step
     running now, a line per finished plan."""
 
-    def __init__(self, console: Console, total_plans: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        console: Console,
+        plans: int,
+        blocks: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.console = console
-        self.total = max(1, total_plans)
-        self.finished = 0
+        self.plans = max(1, plans)
+        self.plans_done = 0
+        self.blocks = max(1, blocks if blocks is not None else plans)
+        self.blocks_started = 0
+        self.blocks_done = 0
         self.clock = clock
         self.started = clock()
-        self._hooked = False  # the library reports plan boundaries itself (plan_started/plan_finished)
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(bar_width=20),
@@ -58,7 +69,7 @@ class PlanProgress(Reporter):
             console=console,
             transient=True,
         )
-        self.overall: TaskID = self.bar.add_task("plans", total=self.total, count="")
+        self.overall: TaskID = self.bar.add_task("blocks", total=self.blocks, count="")
         self.step: TaskID | None = None
         self._refresh()
         self.bar.start()
@@ -68,6 +79,11 @@ class PlanProgress(Reporter):
         self.console.print(f"[dim]{message}[/dim]", highlight=False)
 
     def progress(self, label: str) -> Any:
+        """A block starts: the one before it has finished."""
+        self.blocks_done = self.blocks_started
+        self.blocks_started += 1
+        self.blocks = max(self.blocks, self.blocks_started)
+        self._refresh()
         if self.step is not None:
             self.bar.remove_task(self.step)
         step = self.bar.add_task(label, total=None, count="")
@@ -79,46 +95,46 @@ class PlanProgress(Reporter):
         return update
 
     def done(self, label: str) -> None:
-        if not self._hooked:
-            self._advance()
+        self.plans_done += 1
+        self.plans = max(self.plans, self.plans_done)
+        self.blocks_done = self.blocks_started  # a plan is done once its last block is
+        self._refresh()
         self.console.print(f"✓ {self.count_text()} {label}", highlight=False)
 
-    # ------------------------------------------------------------------ proposed hooks (optional)
-    def plan_started(self, index: int, total: int, label: str = "") -> None:
-        self._hooked = True
-        self.total = max(1, total)
-        self.finished = index
+    # ------------------------------------------------------------------ proposed hook (optional)
+    def expect(self, plans: int, blocks: int) -> None:
+        """The library's own totals (it knows which plans started)."""
+        self.plans, self.blocks = max(1, plans), max(1, blocks)
         self._refresh()
-
-    def plan_finished(self, index: int, total: int, label: str = "", ok: bool = True) -> None:
-        self._hooked = True
-        self.total = max(1, total)
-        self.finished = index + 1
-        self._refresh()
-        if not ok:
-            self.console.print(f"✗ {self.count_text()} {label}", highlight=False)
 
     # ------------------------------------------------------------------ internals
-    def _advance(self) -> None:
-        self.finished = min(self.total, self.finished + 1)
-        self._refresh()
-
     def _refresh(self) -> None:
-        self.bar.update(self.overall, completed=self.finished, total=self.total, count=self.count_text())
+        self.bar.update(self.overall, completed=self.blocks_done, total=self.blocks, count=self.count_text())
 
     def seconds_left(self) -> float | None:
-        return time_left(self.clock() - self.started, self.finished, self.total)
+        if self.blocks_started == 0:  # a library that reports no blocks: count plans
+            return time_left(self.clock() - self.started, self.plans_done, self.plans)
+        return time_left(self.clock() - self.started, self.blocks_done, self.blocks)
 
     def count_text(self) -> str:
-        """``[3/10, 7 left, about 4 min left]``: plans done, plans left, time left."""
+        """``[1/4 plans done, 3 left, block 9/40, about 4 min left]``."""
         left = self.seconds_left()
+        blocks = f", block {min(self.blocks_started, self.blocks)}/{self.blocks}" if self.blocks_started else ""
         eta = "" if left is None else f", about {duration(left)} left"
-        return f"[{self.finished}/{self.total} plans, {self.total - self.finished} left{eta}]"
+        return f"[{self.plans_done}/{self.plans} plans done, {self.plans - self.plans_done} left{blocks}{eta}]"
 
     def close(self) -> None:
         self.bar.stop()
 
 
-def plan_count(precisions: tuple[str, ...], seq_lens: tuple[int, ...]) -> int:
+def for_config(console: Console, cfg: Any) -> PlanProgress:
+    """The progress display of a ``ProfileConfig``: plans × sequence lengths (plus the A/A control's
+    second baseline), each timed and profiled once per round."""
+    plans = plan_count(cfg.precisions, cfg.seq_lens, aa_control=bool(getattr(cfg, "aa_control", False)))
+    rounds = int(getattr(cfg.timing, "rounds", 1))
+    return PlanProgress(console, plans, blocks=plans * rounds * 2)
+
+
+def plan_count(precisions: tuple[str, ...], seq_lens: tuple[int, ...], aa_control: bool = False) -> int:
     """Plans × sequence lengths (no ``--seq``: the preset's one default length)."""
-    return max(1, len(precisions)) * max(1, len(seq_lens))
+    return (max(1, len(precisions)) + int(aa_control)) * max(1, len(seq_lens))

@@ -75,7 +75,7 @@ def profile_cmd(
 
     Example: orinprof profile --model bert-base --seq 128
     """
-    from orinprof.cli.progress import PlanProgress, plan_count
+    from orinprof.cli.progress import for_config
     from orinprof.measure import profile
 
     extra: dict[str, Any] = {}
@@ -117,7 +117,7 @@ def profile_cmd(
         results_dir=results_dir,
         extra=extra,
     )
-    reporter = PlanProgress(err_console, plan_count(cfg.precisions, cfg.seq_lens))
+    reporter = for_config(err_console, cfg)
     try:
         result = profile(cfg, reporter)
     finally:

@@ -47,7 +47,7 @@ def sweep_seq(
 
     Example: orinprof sweep-seq --model bert-base --seq 64..512
     """
-    from orinprof.cli.progress import PlanProgress, plan_count
+    from orinprof.cli.progress import for_config
     from orinprof.measure import profile
 
     if model is None:
@@ -57,7 +57,7 @@ def sweep_seq(
         warmup_s=warmup_s, profile_iterations=profile_iterations, telemetry=telemetry, results_dir=results_dir,
         models_dir=models_dir,
     )  # fmt: skip
-    reporter = PlanProgress(err_console, plan_count(cfg.precisions, cfg.seq_lens))
+    reporter = for_config(err_console, cfg)
     try:
         result = profile(cfg, reporter)
     finally:
