@@ -116,6 +116,8 @@ def test_cards_validate_table_and_json(run_dir: Path, tmp_path: Path) -> None:
     res = run("cards", "validate", str(run_dir), *CARDS, "--out", str(tmp_path / "v.csv"))
     assert_readable(res.stdout)
     assert "Card claims vs measurements" in res.stdout
+    assert "inf" not in res.stdout and "––" not in res.stdout  # open-ended claims read "≥ 0"
+    assert "where: bert-tiny / 16 · " in res.stdout  # one evidence context: a caption, not a column
     doc = strict_json(run("cards", "validate", str(run_dir), *CARDS, "--out", str(tmp_path / "w.csv"), "--json").stdout)
     assert {"verdicts", "amdahl", "written"} <= set(doc) and doc["verdicts"]
     assert all("verdict" in row for row in doc["verdicts"]) and Path(doc["written"]).exists()

@@ -3,6 +3,7 @@ and run the card experiments (card 3's activation outliers, cards 6 and 10's pru
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -44,13 +45,25 @@ def _where(row: T.Row) -> str:
     """``bert-base / 128 · cpu · onnxruntime``: the evidence row's model, shape and runtime."""
     model = "" if fmt.is_missing(row.get("model")) else str(row["model"])
     if model and not fmt.is_missing(row.get("seq_len")):
-        model += f" / {fmt.text(row['seq_len'])}"
+        model += f" / {fmt.count(row['seq_len'])}"
     parts = [model] + [str(row[k]) for k in ("device", "backend") if not fmt.is_missing(row.get(k))]
     return " · ".join(p for p in parts if p)
 
 
+def _claim_number(value: object) -> str | None:
+    """A claimed bound as typed in claims.toml (no digits to round); None for an open end."""
+    if fmt.is_missing(value) or math.isinf(float(value)):  # type: ignore[arg-type]
+        return None
+    return f"{float(value):g}"  # type: ignore[arg-type]
+
+
 def _claimed(row: T.Row) -> str:
-    return f"{fmt.num(row['claimed_low'])}–{fmt.num(row['claimed_high'])}"
+    low, high = _claim_number(row["claimed_low"]), _claim_number(row["claimed_high"])
+    if low is None and high is None:
+        return fmt.MISSING
+    if high is None:
+        return f"≥ {low}"
+    return f"≤ {high}" if low is None else f"{low}–{high}"
 
 
 VERDICTS = (
@@ -64,7 +77,7 @@ VERDICTS = (
 )
 
 AMDAHL = (
-    Col("model / seq", ("model", "seq_len"), lambda r: f"{r['model']} / {fmt.text(r['seq_len'])}", numeric=False),
+    Col("model / seq", ("model", "seq_len"), lambda r: f"{r['model']} / {fmt.count(r['seq_len'])}", numeric=False),
     T.percent("attention_share_baseline", "attn share"),
     T.percent("implied_e2e_at_claim", "implied e2e"),
     T.percent("e2e_reduction", "measured e2e"),

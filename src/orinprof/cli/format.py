@@ -8,6 +8,7 @@
   ``102 [100, 104]`` line up and nothing claims more precision than the point has.
 * Cosine fidelity is close to 1: its digits show 2 significant figures of ``1 − cos``
   (``0.999977``), because 3 significant figures of the cosine itself would print ``1.00``.
+* Counts and sizes (sequence length, layers, rounds) print whole: ``16``, never ``16.0``.
 * Missing values (None, NaN, NA) print as ``–``.
 """
 
@@ -75,6 +76,15 @@ def num(value: Any, sign: bool = False) -> str:
     if v.is_integer() and abs(v) < 1e7 and not isinstance(value, float):
         return str(int(v))
     return _plain(v, sign=sign)
+
+
+def count(value: Any) -> str:
+    """A count or a size (sequence length, layers, rounds): whole, even when pandas made it a float
+    because another row was missing."""
+    v = _float(value)
+    if v is None:
+        return MISSING
+    return str(int(v)) if v.is_integer() else num(value)
 
 
 def _pct_decimals(percent: float) -> int:

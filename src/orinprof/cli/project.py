@@ -16,7 +16,7 @@ from orinprof.errors import OrinprofError
 #: preferred columns per projection table; --wide (or a table not named here) shows every column
 VIEWS: dict[str, tuple[T.Col, ...]] = {
     "projection": (
-        T.number("seq_len", "seq"),
+        T.integer("seq_len", "seq"),
         T.text("plan"),
         T.number("attention_ms", "attn ms"),
         T.number("ffn_ms", "FFN ms"),

@@ -139,7 +139,7 @@ def profile_cmd(
 
 
 EXPORTED = (
-    T.number("seq", "seq"),
+    T.integer("seq", "seq"),
     T.text("plan"),
     T.text("file"),
     T.text("int8_gemms", "INT8 GEMMs attn/FFN/other of all"),
@@ -267,8 +267,8 @@ def layers_cmd(
 PRESETS = (
     T.text("name"),
     T.text("family"),
-    T.number("default_seq", "default seq"),
-    T.number("max_seq", "max seq"),
+    T.integer("default_seq", "default seq"),
+    T.integer("max_seq", "max seq"),
     T.text("description"),
 )
 

@@ -14,7 +14,7 @@ from orinprof.cli.tables import Col
 from orinprof.errors import OrinprofError
 
 SWEEP = (
-    T.number("seq_len", "seq"),
+    T.integer("seq_len", "seq"),
     T.percent("attention_share_baseline", "attn share"),
     T.percent("attention_reduction", "int8-attn: attention", sign=True),
     T.percent("e2e_reduction", "int8-attn: e2e", sign=True),

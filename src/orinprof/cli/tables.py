@@ -60,6 +60,11 @@ def number(column: str, header: str | None = None, *, wide: bool = False, sign: 
     return Col(header or header_for(column), (column,), lambda r: fmt.num(r[column], sign), True, wide)
 
 
+def integer(column: str, header: str | None = None, *, wide: bool = False) -> Col:
+    """A count or size (sequence length, layers, rounds): whole."""
+    return Col(header or header_for(column), (column,), lambda r: fmt.count(r[column]), True, wide)
+
+
 def percent(column: str, header: str | None = None, *, wide: bool = False, sign: bool = False) -> Col:
     return Col(header or header_for(column), (column,), lambda r: fmt.pct(r[column], sign), True, wide)
 
@@ -108,6 +113,10 @@ def _generic(frame: pd.DataFrame, column: str) -> Col:
     if series.dtype == bool:
         return Col(header_for(column), (column,), lambda r: fmt.text(r[column]), False)
     if pd.api.types.is_numeric_dtype(series):
+        if column in {"seq_len", "batch", "rounds", "iterations", "threads", "layers", "block"} or column.startswith(
+            "gemms_"
+        ):
+            return integer(column)
         if column.endswith(("_share", "_reduction", "_fraction", "_over_e2e")) or "_reduction_ci_" in column:
             return percent(column)
         return number(column)
@@ -137,7 +146,8 @@ def _selected(
     if hoist and len(frame) > 1:
         keep = chosen[:key_count]  # the row keys stay columns
         for c in chosen[key_count:]:
-            cells = {c.cell(r) for r in frame.to_dict("records")}
+            # one value in every row that has one (rows without evidence have none) → a caption
+            cells = {c.cell(r) for r in frame.to_dict("records")} - {"", fmt.MISSING}
             if len(cells) == 1 and not c.numeric:
                 captions.append(f"{c.header}: {next(iter(cells))}")
             else:

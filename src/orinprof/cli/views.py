@@ -32,7 +32,7 @@ def _reduction(header: str, name: str, *, wide: bool = False) -> Col:
 
 
 MEASURED: tuple[Col, ...] = (
-    T.number("seq_len", "seq"),
+    T.integer("seq_len", "seq"),
     T.text("precision", "plan"),
     T.with_ci("e2e ms [95% CI]", "e2e_median_ms", E2E_BOUNDS, one_line=True),
     T.number("attention_ms", "attn ms"),
@@ -42,14 +42,14 @@ MEASURED: tuple[Col, ...] = (
     T.number("e2e_p99_ms", "p99 ms", wide=True),
     T.number("e2e_cv", "CV", wide=True),
     T.number("e2e_round_cv", "round CV", wide=True),
-    T.number("rounds", "rounds", wide=True),
+    T.integer("rounds", "rounds", wide=True),
     T.number("other_ms", "other ms", wide=True),
     T.number("unattributed_ms", "unattributed ms", wide=True),
     T.percent("layer_sum_over_e2e", "layers ÷ e2e", wide=True),
 )
 
 REDUCTIONS: tuple[Col, ...] = (
-    T.number("seq_len", "seq"),
+    T.integer("seq_len", "seq"),
     T.text("precision", "plan"),
     T.text("baseline", "baseline"),
     _reduction("attention", "attention"),
@@ -64,7 +64,7 @@ REDUCTIONS: tuple[Col, ...] = (
     T.percent("profile_implied_gap", "timed − implied", sign=True, wide=True),
     T.percent("card_implied_e2e_reduction", "card-implied e2e", sign=True, wide=True),
     T.percent("noise_floor", "noise floor", wide=True),
-    T.number("rounds", "rounds", wide=True),
+    T.integer("rounds", "rounds", wide=True),
 )
 
 MEASURED_TITLE = "Measured (timing run: end-to-end; profiling run: class times)"
@@ -74,7 +74,7 @@ REDUCTIONS_TITLE = "Reduction vs baseline (positive = faster), 95% CI under each
 def _row_label(row: dict) -> str:  # type: ignore[type-arg]
     parts = [str(row.get("precision", ""))]
     if "seq_len" in row and not fmt.is_missing(row["seq_len"]):
-        parts.append(f"seq {fmt.text(row['seq_len'])}")
+        parts.append(f"seq {fmt.count(row['seq_len'])}")
     if "model" in row and not fmt.is_missing(row["model"]):
         parts.insert(0, str(row["model"]))
     return " · ".join(parts)
