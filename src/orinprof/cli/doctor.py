@@ -27,14 +27,9 @@ def doctor(wide: O.Wide = False) -> None:
 
     Example: orinprof doctor
     """
-    from orinprof.backends import available
-    from orinprof.telemetry.doctor import doctor_checks
+    from orinprof.doctor import doctor_checks
 
     rows = [
-        {"area": "backend", "item": b.name, "ok": b.ok, "detail": b.reason or "ok", "next_step": ""}
-        for b in available()
-    ]
-    rows += [
         {"area": c.area, "item": c.item, "ok": c.ok, "detail": c.detail, "next_step": c.next_step}
         for c in doctor_checks()
     ]

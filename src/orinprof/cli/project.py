@@ -78,24 +78,28 @@ def project_cmd(
 
     Example: orinprof project bert-base --device agx-orin-64gb --sweep 128,384
     """
-    from orinprof import project as P
+    from orinprof import devices, roofline
+    from orinprof.cards.verdicts import card9_ranges
 
-    factors = P.efficiency_from_file(efficiency) if efficiency else None
-    tables = P.run_projection(
-        model,
-        device,
-        mode=mode,
+    claims = Path("claims.toml")  # as `orinprof cards validate` reads it; without it, no card crossing
+    request = roofline.ProjectionRequest(
+        model=model,
         seq_len=seq,
         batch=batch,
         plans=[p.strip() for p in plans.split(",") if p.strip()],
         sweep=parse_sweep(sweep),
-        efficiency=factors,
-        fit=fit,
+        efficiency=roofline.efficiency_from_file(efficiency) if efficiency else None,
+        fit=fit or (),
         onnx_path=onnx_file,
         check_mlperf=check_mlperf,
         models_dir=models_dir,
-        out_dir=out_dir,
+        card_ranges=card9_ranges(claims) if claims.is_file() else None,
     )
+    dev = devices.get_device(device, mode)
+    tables = roofline.projection_tables(request, dev)
+    if out_dir is not None:
+        roofline.write_projection(tables, dev, out_dir)
+    tables = {k: v for k, v in tables.items() if k not in roofline.FILE_ONLY_TABLES}
     if json_out:
         emit_json({name: _json(value) for name, value in tables.items()})
         return
