@@ -150,3 +150,13 @@ def test_reductions_put_ci_under_the_point_and_flags_in_words() -> None:
 def test_json_records_turn_nan_into_null() -> None:
     records = T.json_records(pd.DataFrame({"a": [1.5, np.nan], "b": ["x", None], "n": pd.array([1, None], "Int64")}))
     assert records == [{"a": 1.5, "b": "x", "n": 1}, {"a": None, "b": None, "n": None}]
+
+
+def test_a_column_with_blanks_is_hoisted_only_when_blanks_mean_not_applicable() -> None:
+    frame = pd.DataFrame({"plan": ["a", "b", "c"], "seq_in_range": ["", "", "16;32"], "where": ["x", "", "x"]})
+    cols = (T.text("plan"), T.text("seq_in_range", "seq in range"), T.Col("where", ("where",), lambda r: r["where"],
+            numeric=False, sparse=True))  # fmt: skip
+    console = Console(file=io.StringIO(), width=80)
+    layout = T.show(console, frame, cols, key_count=1)
+    assert layout.headers == ("plan", "seq in range")  # "16;32" holds for one row only: stays a column
+    assert console.file.getvalue().splitlines()[0] == "where: x"  # type: ignore[attr-defined]

@@ -71,7 +71,7 @@ VERDICTS = (
     Col("claimed", ("claimed_low", "claimed_high"), _claimed),
     T.with_ci("measured [95% CI]", "measured", [("ci_low", "ci_high")]),
     Col("verdict", ("verdict",), lambda r: str(r["verdict"]), numeric=False, style=_verdict_style),
-    Col("where", ("model", "seq_len", "device", "backend"), _where, numeric=False),
+    Col("where", ("model", "seq_len", "device", "backend"), _where, numeric=False, sparse=True),
     T.text("run_ids", "evidence", wide=True),
     T.text("reason", wide=True),
 )
@@ -174,7 +174,8 @@ def outliers(
     table = lib.outlier_experiment(model, top_fraction)
     written = lib.write_table_file(table, "outliers", out_path)
     T.show(out, table, OUTLIERS, "Card 3: activation outliers per layer", wide=wide, key_count=1)
-    out.print(f"written to {written}; judge it with: orinprof cards validate {written}", soft_wrap=True)
+    out.print(f"Written to {written}", soft_wrap=True, highlight=False)
+    out.print(f"Judge it with: orinprof cards validate {written}", soft_wrap=True, highlight=False)
 
 
 PRUNING = (
@@ -212,7 +213,11 @@ def pruning(
     from dataclasses import replace
 
     from orinprof.cli.progress import duration, time_left
-    from orinprof.measure import profile
+    from orinprof.measure import Reporter, profile
+
+    class StagesUnsaid(Reporter):
+        def stage(self, message: str) -> None:
+            pass
 
     cfg = O.profile_config(
         model=model, precisions=("fp32",), seq=str(seq) if seq else None, backend=backend, device=device,
@@ -229,9 +234,11 @@ def pruning(
         err_console.print(f"[dim]pruning: {done}/{total} models timed{eta}[/dim]")
 
     def profile_run(name: str) -> Path:
-        return Path(profile(replace(cfg, model=name)).run_dir)
+        # the experiment reports its own progress (above); each run's stages would bury it
+        return Path(profile(replace(cfg, model=name), StagesUnsaid()).run_dir)
 
     run_dir, table = lib.pruning(model, profile_run, results_dir, cfg.command, progress)
     T.show(out, table, PRUNING, "Cards 6 and 10: pruned variants (positive = faster than the reference)",
            wide=wide, key_count=1)  # fmt: skip
-    out.print(f"Results: {run_dir}; judge them with: orinprof cards validate {run_dir}", soft_wrap=True)
+    out.print(f"Results: {run_dir}", soft_wrap=True, highlight=False)
+    out.print(f"Judge them with: orinprof cards validate {run_dir}", soft_wrap=True, highlight=False)

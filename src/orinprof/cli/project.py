@@ -8,9 +8,11 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
+from orinprof.cli import format as fmt
 from orinprof.cli import options as O
 from orinprof.cli import tables as T
 from orinprof.cli.app import command, emit_json, out
+from orinprof.cli.tables import Col
 from orinprof.errors import OrinprofError
 
 #: preferred columns per projection table; --wide (or a table not named here) shows every column
@@ -33,7 +35,7 @@ VIEWS: dict[str, tuple[T.Col, ...]] = {
         T.text("range"),
         T.percent("min_reduction", "min red."),
         T.percent("max_reduction", "max red."),
-        T.text("seq_in_range", "seq in range"),
+        Col("seq in range", ("seq_in_range",), lambda r: _seq_list(r["seq_in_range"]), numeric=False),
     ),
 }
 
@@ -43,6 +45,11 @@ TITLES = {
     "efficiency": "Efficiency factors fitted on the runs (floor ÷ measured)",
     "model_efficiency": "Efficiency per model",
 }
+
+
+def _seq_list(value: object) -> str:
+    """``128;384`` → ``128, 384``; no length in range → ``none``."""
+    return "none" if fmt.is_missing(value) or not str(value).strip() else str(value).replace(";", ", ")
 
 
 def parse_sweep(text: str | None) -> list[int]:

@@ -49,6 +49,7 @@ class Col:
     style: Callable[[Row], str] | None = None
     also: tuple[str, ...] = ()  # further columns the cell reads when present (a CI's bounds)
     fold_to: int | None = None  # text: may fold long words down to this width (node names, paths)
+    sparse: bool = False  # an empty cell means "not applicable": one value elsewhere still hoists
 
 
 def value(column: str, header: str | None = None, *, wide: bool = False) -> Col:
@@ -146,8 +147,9 @@ def _selected(
     if hoist and len(frame) > 1:
         keep = chosen[:key_count]  # the row keys stay columns
         for c in chosen[key_count:]:
-            # one value in every row that has one (rows without evidence have none) → a caption
-            cells = {c.cell(r) for r in frame.to_dict("records")} - {"", fmt.MISSING}
+            cells = {c.cell(r) for r in frame.to_dict("records")}
+            if c.sparse:  # one value in every row that has one (rows without evidence have none)
+                cells -= {"", fmt.MISSING}
             if len(cells) == 1 and not c.numeric:
                 captions.append(f"{c.header}: {next(iter(cells))}")
             else:
