@@ -139,10 +139,9 @@ def test_reductions_put_ci_under_the_point_and_flags_in_words() -> None:
     text = render(80, lambda c: print_reductions(c, comparison_frame()))
     assert_fits(text, 80)
     lines = text.splitlines()
-    i = next(n for n, line in enumerate(lines) if line.startswith("128") and "int8-attn" in line)
+    i = next(n for n, line in enumerate(lines) if line.startswith("128") and "int8-attn vs fp32" in line)
     assert lines[i].split()[-3:] == ["-21.3%", "+4.1%", "+12.3%"]
     assert "[-25.1, -17.0]" in lines[i + 1] and "[+10.0, +15.0]" in lines[i + 1]
-    assert "baseline: fp32" in text
     assert "bert-base · int8-ffn · seq 128: plan timing noisy (cv 0.12)" in text
     assert "No comparison" in render(80, lambda c: print_reductions(c, comparison_frame().iloc[0:0]))
 

@@ -92,13 +92,13 @@ def test_profile_wide_and_narrow(run_dir: Path) -> None:
     narrow = runner.invoke(app, ["compare", str(run_dir)], env={"COLUMNS": "40"})
     assert narrow.exit_code == 0
     assert all(len(line) <= 40 for line in narrow.stdout.splitlines())
-    assert re.search(r"^seq 16 · int8-attn$", narrow.stdout, re.M)  # the vertical layout
+    assert re.search(r"^seq 16 · int8-attn vs fp32$", narrow.stdout, re.M)  # the vertical layout
 
 
 def test_compare_table_and_json(run_dir: Path) -> None:
     res = run("compare", str(run_dir))
     assert_readable(res.stdout)
-    assert "baseline: fp32" in res.stdout
+    assert "int8-attn vs fp32" in res.stdout
     doc = strict_json(run("compare", str(run_dir), "--json").stdout)
     rows = {r["precision"]: r for r in doc["comparison"]}
     assert set(rows) == {"int8-attn", "int8-ffn"}

@@ -7,7 +7,7 @@ without a CLI change, and ``--wide`` shows every column.  Preference order, defa
 * measured: seq, plan, e2e median [95 % CI] (round CIs ``e2e_ci_low_ms``/``e2e_ci_high_ms`` when
   the run has them, else the bootstrap ``e2e_median_ci_*``), attention ms, FFN ms, attention
   share, cosine fidelity.
-* reductions: seq, plan (the baseline goes to the caption when it is one plan), attention, FFN
+* reductions: seq, plan ("int8-attn vs fp32"), attention, FFN
   and end-to-end reductions, each with its 95 % CI under it; flags in words under the table
   (``placebo_failed``, unpaired, noisy…); the A/A control's noise floor in a sentence when the
   run has one.  ``--wide``: ratios with log-scale CIs, the placebo class's change, the
@@ -50,8 +50,7 @@ MEASURED: tuple[Col, ...] = (
 
 REDUCTIONS: tuple[Col, ...] = (
     T.integer("seq_len", "seq"),
-    T.text("precision", "plan"),
-    T.text("baseline", "baseline"),
+    Col("plan", ("precision", "baseline"), lambda r: f"{r['precision']} vs {r['baseline']}", numeric=False),
     _reduction("attention", "attention"),
     _reduction("FFN", "ffn"),
     _reduction("e2e", "e2e"),
