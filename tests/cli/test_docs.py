@@ -11,6 +11,7 @@ from conftest import REPO
 from orinprof.backends import BACKENDS
 from orinprof.cli.docs import commands, help_text, markdown
 from orinprof.plans import PLAN_NAMES
+from orinprof.quantize import RECIPE_CHOICES
 from orinprof.telemetry import SOURCES
 
 COMMANDS = [path for path, _ in commands()]
@@ -46,7 +47,13 @@ def test_docs_cli_md_is_current() -> None:
 
 
 @pytest.mark.parametrize(
-    ("registry", "names"), [("backend", list(BACKENDS)), ("plan", list(PLAN_NAMES)), ("telemetry", list(SOURCES))]
+    ("registry", "names"),
+    [
+        ("backend", list(BACKENDS)),
+        ("plan", list(PLAN_NAMES)),
+        ("telemetry", list(SOURCES)),
+        ("INT8 recipe", list(RECIPE_CHOICES)),
+    ],
 )
 def test_profile_help_names_every_registry_entry(registry: str, names: list[str]) -> None:
     text = " ".join(help_text("profile").split())

@@ -40,13 +40,18 @@ Batch = Annotated[int, typer.Option("--batch", help="Batch size.")]
 Opset = Annotated[int, typer.Option("--opset", help="ONNX opset (TensorRT 8.x parsers need ≤ 17).")]
 CalibBatches = Annotated[int, typer.Option("--calib-batches", help="Synthetic calibration batches for INT8 plans.")]
 CalibMethod = Annotated[str, typer.Option("--calib-method", help="minmax, entropy or percentile.")]
-QdqStyle = Annotated[
+# recipe names spelled out (quantize, their registry, loads onnx: too heavy for every --help);
+# tests/cli/test_docs.py checks that each of quantize.RECIPE_CHOICES is named here
+Int8Recipe = Annotated[
     str,
     typer.Option(
-        "--qdq-style",
-        help="INT8 Q/DQ layout: trt (TensorRT's: FP32 weights behind Q→DQ, no output Q/DQ; the default) or "
-        "ort (ONNX Runtime CPU's own layout, which its integer kernels need; not TensorRT-safe).",
+        "--int8-recipe",
+        help="How INT8 plans are built: auto (the backend's fastest), trt-qdq, ort-qdq or ort-dynamic "
+        "(docs/backends.md).",
     ),
+]
+QdqStyle = Annotated[
+    str | None, typer.Option("--qdq-style", help="Older spelling of --int8-recipe: trt = trt-qdq, ort = ort-qdq.")
 ]
 Inputs = Annotated[Path | None, typer.Option("--inputs", help=".npz of inputs (calibration + held-out).")]
 
