@@ -174,6 +174,7 @@ FLAG_WORDS = {
     "run_incomplete": "run incomplete",
     "class_times_exceed_e2e": "class times exceed e2e",
     "attribution_incomplete": "layer time unattributed",
+    "int8_class_not_executed": "no INT8 kernel ran in class",
 }
 
 
