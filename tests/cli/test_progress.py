@@ -52,7 +52,7 @@ def test_blocks_drive_the_estimate_and_plans_are_counted_when_done() -> None:
     reporter.done("bert-base · seq 128 · fp32: median 10 ms")
     reporter.done("bert-base · seq 128 · int8-attn: median 8 ms")
     assert "✓ [1/2 plans done, 1 left, block 12/12, about 0 s left]" not in sink.getvalue()
-    assert "✓ [2/2 plans done, 0 left, block 12/12" in sink.getvalue()
+    assert "✓ [2/2 plans done, 0 left, block 12/12] bert-base" in sink.getvalue()  # done: no estimate
     reporter.close()
 
 

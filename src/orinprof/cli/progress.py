@@ -118,7 +118,7 @@ class PlanProgress(Reporter):
 
     def count_text(self) -> str:
         """``[1/4 plans done, 3 left, block 9/40, about 4 min left]``."""
-        left = self.seconds_left()
+        left = None if self.plans_done >= self.plans else self.seconds_left()
         blocks = f", block {min(self.blocks_started, self.blocks)}/{self.blocks}" if self.blocks_started else ""
         eta = "" if left is None else f", about {duration(left)} left"
         return f"[{self.plans_done}/{self.plans} plans done, {self.plans - self.plans_done} left{blocks}{eta}]"
