@@ -217,6 +217,10 @@ def concrete_argv(example: str, ws: Workspace, onnx: Path) -> list[str]:
             argv.append(str(FIXTURES / "trt2023_controlnet_fp16" / "layerinfo.json"))
         elif word == "DIR":
             argv.append(str(ws.root / "out-dir"))
+        elif word == "LOG":  # a recorded tegrastats log
+            argv.append(str(FIXTURES / "tegrastats_logs" / "orin_nano_8gb_tegrastats_data.txt"))
+        elif word == "CSV":
+            argv.append(str(ws.root / "out.csv"))
         else:  # an unknown placeholder passes through and fails the run with the argv shown
             argv.append(word)
     verb, command = _command(argv)
