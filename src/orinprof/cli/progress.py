@@ -36,7 +36,7 @@ def duration(seconds: float) -> str:
 
 
 def time_left(elapsed_s: float, done: int, total: int) -> float | None:
-    """Mean time per finished plan × plans left; None before the first plan finishes."""
+    """Mean time per finished step (block, or plan) × steps left; None before the first ends."""
     if done <= 0 or total <= 0:
         return None
     return elapsed_s / done * max(0, total - done)
