@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO
+from conftest import FIXTURES, REPO
 from orinprof.cli import app
 from orinprof.cli import format as fmt
 
@@ -169,6 +169,13 @@ def test_ingest_trtexec_table(tmp_path: Path) -> None:
     res = run("ingest", "trtexec", "--profile", str(profile), "--seq-len", "16", "--results-dir", str(tmp_path / "r"))
     assert_readable(res.stdout)
     assert re.search(r"^class +time ms +share +layers", res.stdout, re.M)
+
+
+def test_inspect_lines() -> None:
+    layer_info = FIXTURES / "trt2023_controlnet_fp16" / "layerinfo.json"
+    res = run("inspect", str(layer_info))
+    assert_readable(res.stdout)
+    assert res.stdout.startswith("engine layers: ")
 
 
 def test_cards_outliers_table(tmp_path: Path) -> None:

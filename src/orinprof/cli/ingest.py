@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from orinprof.cli import options as O
+from orinprof.cli import tables as T
 from orinprof.cli.app import ResultsDir, group_command, out, sub_app
 from orinprof.errors import OrinprofError
 from orinprof.ingest.trtexec import class_summary, ingest_trtexec, write_ingest_run
 
-ingest_app = sub_app("ingest", "Convert existing profiler output (trtexec JSON) into an orinprof run directory.")
+ingest_app = sub_app("ingest", "Convert profiler output (trtexec JSON) to a run directory.")
+
+CLASSES = (T.text("layer_class", "class"), T.number("time_ms", "time ms"), T.percent("share"), T.integer("layers"))
 
 
 @group_command(ingest_app, "trtexec")
@@ -22,15 +25,18 @@ def trtexec(
     times: Annotated[Path | None, typer.Option("--times", help="trtexec --exportTimes JSON.")] = None,
     onnx: Annotated[Path | None, typer.Option("--onnx", help="The ONNX the engine was built from.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name (default: file stem).")] = None,
-    precision: Annotated[str | None, typer.Option("--precision", help="Plan: fp16, int8-attn, …")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help=f"Plan: {O.choices(O.PLAN_NAMES)}.")] = None,
     batch: Annotated[int, typer.Option("--batch", help="Batch size the engine ran.")] = 1,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="Sequence length the engine ran.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="Device the files came from.")] = None,
     results_dir: ResultsDir = Path("results"),
 ) -> None:
-    """Ingest trtexec JSON files into a new run directory (layers.csv, run.json, …).
+    """Ingest trtexec JSON files into a new run directory.
 
-    Example: orinprof ingest trtexec --profile p.json --layers l.json --onnx bert.onnx --seq-len 128
+    Writes layers.csv, summary.csv, run.json and the other tables; --layers alone prints the
+    engine's facts.
+
+    Example: orinprof ingest trtexec --profile p.json --seq-len 128
     """
     if profile is None:
         if layers is None:
@@ -44,12 +50,8 @@ def trtexec(
         return
     result = ingest_trtexec(profile, layers, onnx, times, model, precision)
     run_dir, skipped = write_ingest_run(result, results_dir, batch, seq_len, device, command="orinprof ingest trtexec")
-    table = Table(title=f"{result.model} · {result.precision} · {len(result.raw)} engine layers")
-    for col in ("class", "time ms", "share", "layers"):
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for row in class_summary(result.layers).itertuples():
-        table.add_row(str(row.layer_class), f"{row.time_ms:.4f}", f"{row.share:.1%}", str(row.layers))
-    out.print(table)
+    title = f"{result.model} · {result.precision} · {len(result.raw)} engine layers"
+    T.show(out, class_summary(result.layers), CLASSES, title, hoist=False, key_count=1)
     hidden = f" ({result.myelin_regions} Myelin regions could hide one)" if result.myelin_regions else ""
     out.print(f"fused MHA kernel: {'yes' if result.fused_mha else 'no'}{hidden}")
     out.print(f"precisions seen: {', '.join(result.precisions) or 'unknown (no detailed --layers)'}")

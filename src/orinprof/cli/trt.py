@@ -6,9 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from orinprof.cli import tables as T
 from orinprof.cli.app import command, out
+from orinprof.cli.tables import Col
+
+FINDINGS = (
+    T.value("block"),
+    T.text("check"),
+    Col("ok", ("ok",), lambda r: "?" if r["ok"] is None else "no", numeric=False),
+    T.text("detail"),
+)
 
 
 @command("lint-qdq")
@@ -19,7 +27,10 @@ def lint_qdq(
         str | None, typer.Option("--trt-version", help="Target TensorRT, e.g. 10.3 (default: 8.6, the strictest).")
     ] = None,
 ) -> None:
-    """Check each attention block's Q/DQ layout against TensorRT's INT8 fused-attention rules.
+    """Check Q/DQ layouts against TensorRT's fused-attention rules.
+
+    Per attention block: does the INT8 plan's Q/DQ layout meet TensorRT's INT8 fused-MHA
+    preconditions?
 
     Example: orinprof lint-qdq models/bert-base.s128.int8-attn.onnx
     """
@@ -28,13 +39,9 @@ def lint_qdq(
     from orinprof.lint import lint_qdq as run_lint
 
     findings = run_lint(model, trt_version=parse_version(trt_version) if trt_version else None)
-    table = Table(title=f"{model.name}: INT8 fused-MHA preconditions")
-    for col in ("block", "check", "ok", "detail"):
-        table.add_column(col)
-    for row in findings[findings["ok"] != True].itertuples():  # noqa: E712 (ok may be None)
-        table.add_row(str(row.block), row.check, "?" if row.ok is None else "no", row.detail)
-    if table.row_count:
-        out.print(table)
+    failed = findings[findings["ok"] != True]  # noqa: E712 (ok may be None)
+    if len(failed):
+        T.show(out, failed, FINDINGS, f"{model.name}: INT8 fused-MHA preconditions", hoist=False, key_count=1)
     for row in block_verdicts(findings).itertuples():
         block = "-" if row.block is None or str(row.block) == "<NA>" else str(row.block)
         out.print(f"block {block} core {row.core}: {row.verdict}" + (f" ({row.reason})" if row.reason else ""))
@@ -71,8 +78,10 @@ def engine_summary_lines(summary: object) -> list[str]:
 def inspect(
     layers: Annotated[Path, typer.Argument(help="trtexec --exportLayerInfo JSON (or engine inspector JSON).")],
 ) -> None:
-    """Engine facts from a layer-information file alone: layer count, precision mix, fused-MHA
-    kernels, Myelin regions and reformat layers.  No profiling needed.
+    """Engine facts from a trtexec layer-information file alone.
+
+    Layer count, precision mix, fused-MHA kernels, Myelin regions and reformat layers; no
+    profiling needed.
 
     Example: orinprof inspect bert.int8-attn.layers.json
     """
