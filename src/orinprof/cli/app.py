@@ -134,8 +134,4 @@ def emit_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
-# shared options moved to orinprof.cli.options; these names stay importable from here for
-# command modules written against the old place
-from orinprof.cli.options import ModelsDir, ResultsDir, RunDirs  # noqa: E402
-
-__all__ = ["ModelsDir", "ResultsDir", "RunDirs", "app", "command", "emit_json", "group_command", "sub_app"]
+__all__ = ["app", "command", "emit_json", "err_console", "error_boundary", "group_command", "out", "sub_app"]

@@ -9,7 +9,7 @@ import typer
 
 from orinprof.cli import options as O
 from orinprof.cli import tables as T
-from orinprof.cli.app import ResultsDir, group_command, out, sub_app
+from orinprof.cli.app import group_command, out, sub_app
 from orinprof.errors import OrinprofError
 from orinprof.ingest.trtexec import class_summary, ingest_trtexec, write_ingest_run
 
@@ -29,7 +29,7 @@ def trtexec(
     batch: Annotated[int, typer.Option("--batch", help="Batch size the engine ran.")] = 1,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="Sequence length the engine ran.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="Device the files came from.")] = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: O.ResultsDir = Path("results"),
 ) -> None:
     """Ingest trtexec JSON files into a new run directory.
 
