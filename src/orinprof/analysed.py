@@ -3,16 +3,27 @@
 Built once per exported model (:meth:`AnalysedModel.load`) and once per plan file
 (:meth:`AnalysedModel.derive`), then handed to the quantizer, the Q/DQ lint, attribution, the
 roofline and the backends (TREx's "load once, analyse many").  The class map is computed on the
-**source** graph only; plan files and runtime-optimised graphs inherit it by node identity
-(:meth:`derive`, :meth:`runtime_classes`), so every plan of a comparison is attributed with the
-same map.
+**source** graph only; plan files and runtime-optimised graphs inherit it by node identity, so
+every plan of a comparison is attributed with the same map:
 
-Interface first (this module's internals are being completed): today ``derive`` and
-``runtime_classes`` still re-classify; the inheritance by node identity replaces them.
+* a plan file (ONNX Runtime's ``quantize_static`` Q/DQ insertion, onnxconverter's FP16 with
+  Casts) keeps the source's node names: a node of the same name keeps its class; an inserted
+  Q/DQ/Cast node takes the class of the node it feeds (or, at the graph's end, of the node that
+  feeds it); anything else inserted is mapped through the tensors it reads and writes;
+* a runtime-optimised graph (ONNX Runtime's, saved with ``optimized_model_filepath``) keeps the
+  boundary tensor names of every fusion: a runtime node covers the nodes of this graph lying on a
+  path from its input tensors to its output tensors (``MatMulIntegerToFloat``, ``QGemm``,
+  ``QLinearMatMul``, ``FusedMatMul``, ``Gelu``, ``SkipLayerNormalization``, ``Attention``, the
+  ``*_token_*`` nodes…), plus the node whose name it carries.  A node spanning several classes
+  is ``mixed``, split by its members' FLOPs; a node that maps to nothing is ``unattributed``.
+
+The pattern classifier (:func:`orinprof.classify.classify`) never runs on a rewritten graph.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +31,19 @@ from pathlib import Path
 import onnx
 import pandas as pd
 
-from orinprof import classify
+from orinprof import classify, results
+from orinprof.graph import PASS_THROUGH, SHAPE_OPS, Graph, load_onnx
+
+#: ``evidence`` of a plan node that inherited its class from a neighbour or through tensors
+INHERITED = "inherited"
+#: ORT's tensor renames (see :meth:`_RuntimeIndex.known_name`)
+_ORT_CAST_PREFIX = "InsertedPrecisionFreeCast_"
+_ORT_DUPLICATE_SUFFIX = "/duplicated"
+#: walk bound when resolving a runtime tensor back to this graph's tensors
+_RESOLVE_DEPTH = 12
+
+#: columns of :meth:`AnalysedModel.runtime_classes` (``layer_classes`` plus two)
+RUNTIME_CLASS_COLUMNS = (*results.TABLES["layer_classes"].names, "class_split", "source_nodes")
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,35 +58,38 @@ class AnalysedModel:
     @classmethod
     def load(cls, path: Path, *, save_map: bool = True) -> AnalysedModel:
         """Load and classify a source ONNX file (once); the map is saved beside it."""
-        from orinprof.export import load_onnx
-
         proto = load_onnx(path)
         classes = classify.classify(proto)
         if save_map:
-            out = classify.layer_map_path(path)
-            tmp = out.with_suffix(".csv.tmp")
-            classes.to_csv(tmp, index=False)
-            tmp.replace(out)
+            classify.save_layer_map(classes, path)
         return cls(Path(path), proto, classes)
 
     def derive(self, path: Path) -> AnalysedModel:
         """A file derived from this model (a plan: Q/DQ or FP16 rewrite) with the class map
-        inherited from this one."""
-        from orinprof.export import load_onnx
-
-        proto = load_onnx(path)
-        return AnalysedModel(Path(path), proto, classify.classify(proto), source=self.root)
+        inherited from this one by node identity.  The same file as this one is this one."""
+        if Path(path).resolve() == self.path.resolve():
+            return self
+        proto = load_onnx(path, external_data=False)
+        return AnalysedModel(Path(path), proto, inherit_classes(self, proto), source=self)
 
     @property
     def root(self) -> AnalysedModel:
         return self.source.root if self.source is not None else self
 
+    @cached_property
+    def graph(self) -> Graph:
+        """The node index of this model (:class:`orinprof.graph.Graph`)."""
+        return Graph(self.proto)
+
     def runtime_classes(self, graph: Path | onnx.ModelProto) -> pd.DataFrame:
-        """The class map of a runtime-optimised graph (ONNX Runtime's) of this model: its nodes'
-        classes inherited from this model's map; nodes that cannot be mapped are
-        ``unattributed``."""
-        proto = graph if isinstance(graph, onnx.ModelProto) else onnx.load(str(graph), load_external_data=False)
-        return classify.classify(proto)
+        """The class map of a runtime-optimised graph (ONNX Runtime's) of this model.
+
+        One row per runtime node: the ``layer_classes`` columns (``layer_class`` may also be
+        ``mixed`` or ``unattributed``), ``class_split`` (``class=fraction;…`` by FLOPs for mixed
+        nodes) and ``source_nodes`` (the nodes of this model it covers, ``;``-separated).
+        :func:`orinprof.attribute.attribute_layers` consumes it as it is."""
+        proto = graph if isinstance(graph, onnx.ModelProto) else load_onnx(graph, external_data=False)
+        return map_runtime_graph(self, Graph(proto))
 
     @cached_property
     def costs(self) -> pd.DataFrame:
@@ -77,3 +103,263 @@ class AnalysedModel:
         """Node name → FLOPs (mixed engine layers are split by them)."""
         c = self.costs
         return dict(zip(c["node"], c["flops"].astype(float)))
+
+
+# ------------------------------------------------------------------------------------ plan files
+def inherit_classes(source: AnalysedModel, proto: onnx.ModelProto) -> pd.DataFrame:
+    """The ``layer_classes`` table of a rewritten copy of ``source`` (a plan file)."""
+    g = Graph(proto)
+    by_name = source.classes.set_index("node")
+    rows: dict[int, dict[str, object]] = {}
+    for i, name in enumerate(g.names):
+        if name in by_name.index:
+            r = by_name.loc[name]
+            rows[i] = {
+                "layer_class": r["layer_class"],
+                "block": r["block"],
+                "role": r["role"],
+                "evidence": r["evidence"],
+            }
+    # inserted Q/DQ/Cast/Identity nodes: the class of the node they feed (reverse topological order
+    # resolves Q → DQ → MatMul chains), else of the node that feeds them (a cast on an output)
+    for i in reversed(range(len(g.nodes))):
+        if i not in rows and g.nodes[i].op_type in PASS_THROUGH:
+            fed = next((rows[d] for d in g.downstream(i) if d in rows), None)
+            if fed is not None:
+                rows[i] = {**fed, "evidence": INHERITED}
+    for i in range(len(g.nodes)):
+        if i not in rows and g.nodes[i].op_type in PASS_THROUGH:
+            feeder = next(
+                (rows[g.producer[t]] for t in g.nodes[i].input if t in g.producer and g.producer[t] in rows), None
+            )
+            if feeder is not None:
+                rows[i] = {**feeder, "evidence": INHERITED}
+    # anything else inserted: through its tensors, onto the source nodes it stands for
+    src = source.graph
+    for i in range(len(g.nodes)):
+        if i in rows:
+            continue
+        members = _members_by_tensors(src, g, i)
+        classes = Counter(str(source.classes.iloc[m]["layer_class"]) for m in members)
+        if classes:
+            cls = classes.most_common(1)[0][0]
+            first = next(m for m in members if source.classes.iloc[m]["layer_class"] == cls)
+            r = source.classes.iloc[first]
+            rows[i] = {"layer_class": cls, "block": r["block"], "role": r["role"], "evidence": INHERITED}
+        else:  # never silently "other": the attribution reports it as unattributed
+            rows[i] = {"layer_class": "unattributed", "block": None, "role": "unattributed", "evidence": "none"}
+    df = pd.DataFrame(
+        [{"node": g.names[i], "op_type": g.nodes[i].op_type, **rows[i]} for i in range(len(g.nodes))],
+        columns=results.TABLES["layer_classes"].names,
+    )
+    df["block"] = pd.array(df["block"], dtype="Int64")
+    return results.check(df, "layer_classes")
+
+
+# ------------------------------------------------------------------------------- runtime graphs
+#: runtime nodes that only carry a tensor on (ORT's inserted casts, Q/DQ pairs, the reshapes
+#: around a Gemm, the NCHWc layout reorders of the CPU provider's Conv, the dynamic quantizer of
+#: ``DynamicQuantizeMatMul``): mapped through their tensors, else they take a neighbour's class
+RUNTIME_PASS_THROUGH = PASS_THROUGH | SHAPE_OPS | {"ReorderInput", "ReorderOutput", "DynamicQuantizeLinear"}
+
+
+@dataclass
+class _RuntimeIndex:
+    """A runtime graph beside the graph it was optimised from."""
+
+    known: Graph
+    runtime: Graph
+    #: runtime node → the known node it is (same name, same op type)
+    same: dict[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        k, r = self.known, self.runtime
+        self.same = {
+            i: k.index[name]
+            for i, name in enumerate(r.names)
+            if name in k.index and k.nodes[k.index[name]].op_type == r.nodes[i].op_type
+        }
+
+    def known_name(self, t: str) -> str | None:
+        """The known tensor a runtime tensor name stands for: the same name, or the name under
+        ORT's renames (``InsertedPrecisionFreeCast_<name>`` where FP16 casts were removed,
+        ``<name>/duplicated`` where a DequantizeLinear was duplicated per consumer)."""
+        k = self.known
+        for candidate in (t, t.removeprefix(_ORT_CAST_PREFIX), t.removesuffix(_ORT_DUPLICATE_SUFFIX)):
+            if candidate in k.producer or candidate in k.graph_inputs or candidate in k.consumers:
+                return candidate
+        return None
+
+    def resolve(self, tensors: Iterable[str], upward: bool) -> tuple[set[str], bool]:
+        """Runtime tensors → (known tensors, complete).  A tensor the known graph has is kept; a
+        tensor the runtime made up is followed through runtime pass-through producers
+        (``upward``) or consumers until known tensors are reached; a runtime node that *is* a
+        known node answers with its own known tensor in the same position.  Constants are
+        dropped (weights, folded shapes).  ``complete`` is False when a path ran into another
+        fused runtime node (its boundary is then unknown)."""
+        k, r = self.known, self.runtime
+        found: set[str] = set()
+        seen: set[str] = set()
+        complete = True
+        frontier = [t for t in tensors if t]
+        for _ in range(_RESOLVE_DEPTH):
+            nxt: list[str] = []
+            for t in frontier:
+                if t in seen or r.is_const(t):
+                    continue
+                seen.add(t)
+                name = self.known_name(t)
+                if name is not None:
+                    if not k.is_const(name):
+                        found.add(name)
+                    continue
+                steps = [r.producer[t]] if upward and t in r.producer else [] if upward else r.consumers.get(t, [])
+                for step in steps:
+                    ends = r.nodes[step].output if upward else r.nodes[step].input
+                    if step in self.same:
+                        same = k.nodes[self.same[step]]
+                        found.update(_same_position(ends, same.output if upward else same.input, t))
+                    elif r.nodes[step].op_type in RUNTIME_PASS_THROUGH:
+                        nxt.extend(r.nodes[step].input if upward else r.nodes[step].output)
+                    else:
+                        complete = False
+            if not nxt:
+                break
+            frontier = nxt
+        return {t for t in found if not k.is_const(t)}, complete
+
+    def members(self, i: int) -> set[int]:
+        """Known nodes runtime node ``i`` stands for: itself if it is one; else the nodes between
+        its input and output tensors, with the node whose name it carries."""
+        if i in self.same:
+            return {self.same[i]}
+        node = self.runtime.nodes[i]
+        found: set[int] = set()
+        sinks, sinks_complete = self.resolve(node.output, upward=False)
+        sources, sources_complete = self.resolve(node.input, upward=True)
+        if sinks and sinks_complete and sources_complete:
+            found = self.known.between(sources, sinks)
+        if node.op_type not in RUNTIME_PASS_THROUGH:
+            found |= _members_by_name(self.known, self.runtime.names[i])
+        return found
+
+
+def _same_position(runtime_tensors: Iterable[str], known_tensors: Iterable[str], t: str) -> list[str]:
+    known = list(known_tensors)
+    return [known[j] for j, x in enumerate(runtime_tensors) if x == t and j < len(known) and known[j]]
+
+
+def _members_by_tensors(known: Graph, runtime: Graph, i: int) -> set[int]:
+    """Nodes of ``known`` between node ``i`` of ``runtime``'s input and output tensors."""
+    return _RuntimeIndex(known, runtime).members(i)
+
+
+def _members_by_name(known: Graph, name: str) -> set[int]:
+    """The node whose name a fused runtime node carries: itself, or the prefix before ORT's
+    fusion suffix (``…/MatMul/MatMulAddFusion``, ``…/MatMul/MatMulScaleFusion/``)."""
+    if name in known.index:
+        return {known.index[name]}
+    parts = name.rstrip("/").split("/")
+    for k in range(len(parts) - 1, 0, -1):
+        prefix = "/".join(parts[:k])
+        if prefix in known.index:
+            return {known.index[prefix]}
+    return set()
+
+
+def map_runtime_graph(model: AnalysedModel, runtime: Graph) -> pd.DataFrame:
+    """One row per node of ``runtime`` (see :meth:`AnalysedModel.runtime_classes`)."""
+    index = _RuntimeIndex(model.graph, runtime)
+    known = model.graph
+    node_class = model.classes["layer_class"].tolist()
+    node_role = model.classes["role"].tolist()
+    node_block = model.classes["block"].tolist()
+    source_names = set(model.root.classes["node"]) if model.source is not None else None
+    flops: dict[str, float] | None = None
+    members: dict[int, set[int]] = {}
+    evidence: dict[int, str] = {}
+    for i in range(len(runtime.nodes)):
+        found = index.members(i)
+        if found:
+            members[i] = found
+            evidence[i] = "name" if i in index.same else "tensors"
+    # a runtime pass-through node that maps to nothing of its own (a reshape or cast between two
+    # fused nodes, or of a tensor both graphs have): the runtime node whose members write the
+    # known tensor it carries on (the Gemm before a reshape), else the runtime node it feeds,
+    # else the one that feeds it
+    deferred = [
+        i for i in range(len(runtime.nodes)) if i not in members and runtime.nodes[i].op_type in RUNTIME_PASS_THROUGH
+    ]
+    for i in deferred:
+        carried, _ = index.resolve(runtime.nodes[i].output, upward=False)
+        writers = {known.producer[t] for t in carried if t in known.producer}
+        feeders = [runtime.producer[t] for t in runtime.nodes[i].input if t in runtime.producer]
+        writer = next((p for p in feeders if p in members and members[p] & writers), None)
+        if writer is not None:
+            members[i], evidence[i] = members[writer], INHERITED
+    for i in reversed(deferred):
+        fed = next((d for d in runtime.downstream(i) if d in members), None)
+        if i not in members and fed is not None:
+            members[i], evidence[i] = members[fed], INHERITED
+    for i in deferred:
+        feeders = [runtime.producer[t] for t in runtime.nodes[i].input if t in runtime.producer]
+        feeder = next((p for p in feeders if p in members), None)
+        if i not in members and feeder is not None:
+            members[i], evidence[i] = members[feeder], INHERITED
+    rows = []
+    for i, node in enumerate(runtime.nodes):
+        row: dict[str, object] = {
+            "node": runtime.names[i],
+            "op_type": node.op_type,
+            "layer_class": "unattributed",
+            "block": None,
+            "role": "unattributed",
+            "evidence": evidence.get(i, "none"),
+            "class_split": None,
+            "source_nodes": None,
+        }
+        group = sorted(members.get(i, ()))
+        if group:
+            if len({node_class[m] for m in group}) > 1 and flops is None:
+                flops = _flops_or_empty(model)
+            fractions = _split(group, known, node_class, flops)
+            main = max(fractions, key=lambda c: fractions[c])
+            heaviest = max(
+                (m for m in group if node_class[m] == main),
+                key=lambda m: (flops or {}).get(known.names[m], 0.0),
+            )
+            blocks = Counter(int(node_block[m]) for m in group if node_class[m] == main and not pd.isna(node_block[m]))
+            names = [known.names[m] for m in group]
+            if source_names is not None:
+                names = [n for n in names if n in source_names] or names
+            row.update(
+                layer_class=main if len(fractions) == 1 else "mixed",
+                block=blocks.most_common(1)[0][0] if blocks else None,
+                role=node_role[heaviest],
+                class_split=None
+                if len(fractions) == 1
+                else ";".join(f"{c}={f:.4f}" for c, f in sorted(fractions.items(), key=lambda kv: -kv[1])),
+                source_nodes=";".join(names),
+            )
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=list(RUNTIME_CLASS_COLUMNS))
+    df["block"] = pd.array(df["block"], dtype="Int64")
+    return df
+
+
+def _flops_or_empty(model: AnalysedModel) -> dict[str, float]:
+    try:
+        return model.flops
+    except Exception:  # FLOPs only weight a mixed split; without them, count nodes
+        return {}
+
+
+def _split(members: list[int], known: Graph, node_class: list[str], flops: dict[str, float] | None) -> dict[str, float]:
+    """class → fraction over a runtime node's members: by FLOPs, else by member count."""
+    weights: dict[str, float] = {}
+    for m in members:
+        weights[node_class[m]] = weights.get(node_class[m], 0.0) + float((flops or {}).get(known.names[m], 0.0) or 0.0)
+    if sum(weights.values()) <= 0:
+        weights = {c: float(k) for c, k in Counter(node_class[m] for m in members).items()}
+    total = float(sum(weights.values()))
+    return {c: w / total for c, w in weights.items() if w > 0}

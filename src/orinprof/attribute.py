@@ -7,9 +7,13 @@ A raw profile row is one execution of one backend layer (see
 * all member nodes in one class → that class;
 * members from several classes (a TensorRT GEMM fused with its residual add) → ``mixed``, with
   the time split by the members' FLOPs (``class_split`` records the fractions);
+* a runtime node already split (ONNX Runtime's fused nodes mapped by
+  :meth:`orinprof.analysed.AnalysedModel.runtime_classes`) keeps its split;
 * no members known: ``fused-unattributed`` for opaque fused regions (TensorRT 8.x
-  ``{ForeignNode[…]}`` without metadata), ``reformat`` for format conversions, else ``other`` with
-  status ``unmatched`` — never silently given to attention or FFN.
+  ``{ForeignNode[…]}`` without metadata), ``reformat`` for format conversions, else
+  ``unattributed`` with status ``unmatched`` — never silently given to a class, ``other``
+  included.  Unattributed time is reported (``unattributed_ms``) and flagged when it exceeds
+  :data:`UNATTRIBUTED_FLAG_SHARE` of the layer time (:func:`attribution_flags`).
 
 A backend that knows classes itself (the PyTorch module hooks) passes ``layer_class``/``block``
 columns, which are used as they are.
@@ -36,11 +40,28 @@ def _split(nodes: object) -> list[str]:
     return [n for n in nodes.split(_NODE_SEP) if n]
 
 
+def _parse_split(split: object) -> dict[str, float]:
+    """``class=fraction;…`` → {class: fraction}."""
+    if not isinstance(split, str) or not split:
+        return {}
+    return {c: float(f) for c, f in (p.split("=") for p in split.split(";") if p)}
+
+
+def _node_fractions(classes: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """node → {class: fraction}: one class, or a runtime node's split (``mixed`` + ``class_split``)."""
+    splits = classes["class_split"] if "class_split" in classes.columns else [None] * len(classes)
+    out: dict[str, dict[str, float]] = {}
+    for node, cls, split in zip(classes["node"], classes["layer_class"], splits):
+        parsed = _parse_split(split) if cls == "mixed" else {}
+        out[node] = parsed or {str(cls): 1.0}
+    return out
+
+
 def _fractions(
     layer_class: object,
     nodes: list[str],
     status: str,
-    node_class: Mapping[str, str],
+    node_fraction: Mapping[str, Mapping[str, float]],
     node_block: Mapping[str, object],
     node_flops: Mapping[str, float] | None,
 ) -> tuple[dict[str, float], object, str]:
@@ -49,18 +70,22 @@ def _fractions(
         return {layer_class: 1.0}, None, status
     if status in ("fused-unattributed", "reformat"):
         return {status: 1.0}, None, status
-    known = [n for n in nodes if n in node_class]
+    known = [n for n in nodes if n in node_fraction]
     if not known:
-        return {"other": 1.0}, None, ("unmatched" if nodes else status)
-    classes = Counter(node_class[n] for n in known)
+        # names the class map does not know: never given to a class, not even to "other"
+        return {"unattributed": 1.0}, None, ("unmatched" if nodes else status)
+    classes = Counter(c for n in known for c in node_fraction[n])
     blocks = Counter(node_block[n] for n in known if node_block.get(n) is not None and not pd.isna(node_block[n]))
     block = blocks.most_common(1)[0][0] if blocks else None
     if len(classes) == 1:
         return {next(iter(classes)): 1.0}, block, status
+    if len(known) == 1:  # one runtime node already split by its members' FLOPs
+        return dict(node_fraction[known[0]]), block, status
     weights: dict[str, float] = {}
     if node_flops:
         for n in known:
-            weights[node_class[n]] = weights.get(node_class[n], 0.0) + float(node_flops.get(n, 0.0) or 0.0)
+            for c, f in node_fraction[n].items():
+                weights[c] = weights.get(c, 0.0) + f * float(node_flops.get(n, 0.0) or 0.0)
     total = sum(weights.values())
     if total <= 0:
         # no FLOPs known for the members: split by member count and say so
@@ -73,11 +98,15 @@ def _fractions(
 def attribute_layers(
     raw: pd.DataFrame, classes: pd.DataFrame | None, node_flops: Mapping[str, float] | None = None
 ) -> pd.DataFrame:
-    """Per-layer table (the ``layers`` columns without the run keys), one row per backend layer."""
-    node_class: dict[str, str] = {}
+    """Per-layer table (the ``layers`` columns without the run keys), one row per backend layer.
+
+    ``classes`` is a ``layer_classes`` table or a runtime graph's map
+    (:meth:`orinprof.analysed.AnalysedModel.runtime_classes`, whose nodes may be ``mixed`` with a
+    ``class_split``, or ``unattributed``)."""
+    node_fraction: dict[str, dict[str, float]] = {}
     node_block: dict[str, object] = {}
     if classes is not None and len(classes):
-        node_class = dict(zip(classes["node"], classes["layer_class"]))
+        node_fraction = _node_fractions(classes)
         node_block = dict(zip(classes["node"], classes["block"]))
     has_class = "layer_class" in raw.columns
     has_block = "block" in raw.columns
@@ -89,7 +118,7 @@ def attribute_layers(
         status = str(first["status"]) if "status" in grp.columns and isinstance(first.get("status"), str) else "ok"
         nodes = _split(first.get("onnx_nodes"))
         fr, block, status = _fractions(
-            first["layer_class"] if has_class else None, nodes, status, node_class, node_block, node_flops
+            first["layer_class"] if has_class else None, nodes, status, node_fraction, node_block, node_flops
         )
         if has_block and not pd.isna(first["block"]):
             block = first["block"]
@@ -131,17 +160,25 @@ def class_fractions(layers: pd.DataFrame) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for row in layers.itertuples(index=False):
         if row.layer_class == "mixed" and isinstance(row.class_split, str):
-            out[row.layer] = {c: float(f) for c, f in (p.split("=") for p in row.class_split.split(";"))}
+            out[row.layer] = _parse_split(row.class_split)
         else:
             out[row.layer] = {row.layer_class: 1.0}
     return out
+
+
+#: classes whose time could not be given to a layer class
+UNATTRIBUTED_CLASSES = ("unattributed", "fused-unattributed")
+#: above this share of the layer time in unattributed classes, a run's attribution is incomplete
+UNATTRIBUTED_FLAG_SHARE = 0.05
 
 
 def class_totals(layers: pd.DataFrame) -> dict[str, float]:
     """Per-class time per inference (sum of layer medians split by fraction).
 
     Keys: ``attention_ms``, ``ffn_ms``, ``norm_ms``, ``embedding_ms``, ``other_ms`` (everything else,
-    including ``reformat`` and ``fused-unattributed``), ``unattributed_ms``, ``layer_sum_ms``.
+    including ``reformat``, ``unattributed`` and ``fused-unattributed``, so the five class columns
+    sum to the layer sum), ``unattributed_ms`` (the ``unattributed`` and ``fused-unattributed``
+    part of ``other_ms``), ``layer_sum_ms``.
     """
     totals = dict.fromkeys(LAYER_CLASSES, 0.0)
     unattributed = 0.0
@@ -151,7 +188,7 @@ def class_totals(layers: pd.DataFrame) -> dict[str, float]:
             continue
         for cls, f in fractions[row.layer].items():
             t = row.median_ms * f
-            if cls == "fused-unattributed":
+            if cls in UNATTRIBUTED_CLASSES:
                 unattributed += t
             totals[cls if cls in totals else "other"] += t
     layer_sum = float(np.nansum(layers["median_ms"].to_numpy(dtype=float)))
@@ -161,6 +198,18 @@ def class_totals(layers: pd.DataFrame) -> dict[str, float]:
     out["attention_share"] = totals["attention"] / layer_sum if layer_sum > 0 else float("nan")
     out["ffn_share"] = totals["ffn"] / layer_sum if layer_sum > 0 else float("nan")
     return out
+
+
+def attribution_flags(totals: Mapping[str, float], threshold: float = UNATTRIBUTED_FLAG_SHARE) -> list[str]:
+    """Trust flags of an attribution (:func:`class_totals`'s output): ``attribution_incomplete``
+    when more than ``threshold`` of the layer time is unattributed, e.g.
+    ``attribution_incomplete:unattributed=0.12``."""
+    layer_sum = float(totals.get("layer_sum_ms", float("nan")))
+    unattributed = float(totals.get("unattributed_ms", 0.0))
+    if not np.isfinite(layer_sum) or layer_sum <= 0:
+        return []
+    share = unattributed / layer_sum
+    return [f"attribution_incomplete:unattributed={share:.2f}"] if share > threshold else []
 
 
 def class_times(raw: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:

@@ -27,30 +27,27 @@ import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 import pandas as pd
 
 from orinprof import results
+from orinprof.graph import (
+    GEMM_OPS,
+    NORM_OPS,
+    PASS_THROUGH,
+    QDQ_OPS,
+    SHAPE_OPS,
+    Graph,
+    atomic_write,
+    ensure_node_names,
+    load_onnx,
+)
 
 log = logging.getLogger(__name__)
 
-GEMM_OPS = {"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "FusedMatMul"}
-NORM_OPS = {
-    "LayerNormalization",
-    "SimplifiedLayerNormalization",
-    "SkipLayerNormalization",
-    "SkipSimplifiedLayerNormalization",
-    "RMSNormalization",
-    "BatchNormalization",
-    "InstanceNormalization",
-    "GroupNormalization",
-}
-QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
-PASS_THROUGH = QDQ_OPS | {"Cast", "Identity"}
-SHAPE_OPS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Cast", "Identity", *QDQ_OPS}
 ACTIVATIONS = {
     "Relu",
     "Gelu",
@@ -77,87 +74,11 @@ MAX_WALK = 64  # nodes visited per walk: bounds the cost on huge graphs
 
 
 @dataclass
-class Graph:
-    """Index over an ONNX graph for walking."""
-
-    model: onnx.ModelProto
-    nodes: list[onnx.NodeProto] = field(init=False)
-    producer: dict[str, int] = field(init=False)
-    consumers: dict[str, list[int]] = field(init=False)
-    const: dict[str, bool] = field(init=False)
-    graph_inputs: set[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        g = self.model.graph
-        self.nodes = list(g.node)
-        self.producer = {}
-        self.consumers = {}
-        for i, n in enumerate(self.nodes):
-            for o in n.output:
-                self.producer[o] = i
-            for t in n.input:
-                if t:
-                    self.consumers.setdefault(t, []).append(i)
-        inits = {t.name for t in g.initializer}
-        self.graph_inputs = {v.name for v in g.input if v.name not in inits}
-        self.const = {}
-        for name in inits:
-            self.const[name] = True
-        # topological order is guaranteed by the ONNX spec, so one pass propagates constness
-        for n in self.nodes:
-            inputs = [t for t in n.input if t]
-            is_const = n.op_type == "Constant" or (
-                bool(inputs) and all(self.const.get(t, False) for t in inputs) and n.op_type != "RandomNormalLike"
-            )
-            for o in n.output:
-                self.const[o] = is_const
-
-    def is_const(self, tensor: str) -> bool:
-        return self.const.get(tensor, False)
-
-    def act_inputs(self, i: int) -> list[str]:
-        return [t for t in self.nodes[i].input if t and not self.is_const(t)]
-
-    def is_weighted_gemm(self, i: int) -> bool:
-        n = self.nodes[i]
-        if n.op_type not in GEMM_OPS:
-            return False
-        ins = [t for t in n.input[:2] if t]
-        return any(self.is_const(t) for t in ins) and not all(self.is_const(t) for t in ins)
-
-    def is_act_gemm(self, i: int) -> bool:
-        """A MatMul whose two operands are both activations (the attention core's BMMs)."""
-        n = self.nodes[i]
-        return n.op_type in GEMM_OPS and len([t for t in n.input[:2] if t and not self.is_const(t)]) == 2
-
-    def upstream(self, i: int) -> list[int]:
-        return [self.producer[t] for t in self.act_inputs(i) if t in self.producer]
-
-    def downstream(self, i: int) -> list[int]:
-        out: list[int] = []
-        for o in self.nodes[i].output:
-            out.extend(self.consumers.get(o, []))
-        return out
-
-
-@dataclass
 class _Tag:
     layer_class: str
     role: str
     evidence: str
     block: int | None = None
-
-
-def ensure_node_names(model: onnx.ModelProto) -> bool:
-    """Give unnamed (or duplicate-named) nodes stable names; returns True if anything changed."""
-    seen: set[str] = set()
-    changed = False
-    for i, n in enumerate(model.graph.node):
-        if not n.name or n.name in seen:
-            n.name = f"{n.op_type}_{i}" if not n.name else f"{n.name}__{i}"
-            changed = True
-        seen.add(n.name)
-    return changed
 
 
 def _scope_text(node: onnx.NodeProto) -> str:
@@ -608,15 +529,16 @@ def layer_map_path(onnx_path: Path) -> Path:
     return Path(onnx_path).with_suffix(".layers.csv")
 
 
+def save_layer_map(classes: pd.DataFrame, onnx_path: Path) -> Path:
+    """Write a class map beside its ONNX file as ``<stem>.layers.csv`` (atomically)."""
+    out = layer_map_path(onnx_path)
+    atomic_write(out, classes.to_csv(index=False))
+    return out
+
+
 def classify_file(onnx_path: Path, save: bool = True) -> pd.DataFrame:
     """Classify an ONNX file and save the map beside it as ``<stem>.layers.csv``."""
-    from orinprof.export import load_onnx
-
-    model = load_onnx(onnx_path)
-    df = classify(model)
+    df = classify(load_onnx(onnx_path))
     if save:
-        out = layer_map_path(onnx_path)
-        tmp = out.with_suffix(".csv.tmp")
-        df.to_csv(tmp, index=False)
-        tmp.replace(out)
+        save_layer_map(df, onnx_path)
     return df

@@ -51,6 +51,7 @@ import pandas as pd
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from orinprof.errors import OrinprofError
+from orinprof.graph import MATMUL_OPS, NORM_OPS, QDQ_OPS, constant_tensors, node_names
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,9 @@ KINDS = ("gemm", "matmul", "conv", "softmax", "norm", "elementwise", "reduce", "
 #: Kinds that fuse with their producer (TensorRT's pointwise / softmax / skip-layernorm fusions).
 FUSING_KINDS = frozenset({"elementwise", "softmax", "norm"})
 
-GEMM_OPS = frozenset({"MatMul", "Gemm", "MatMulInteger"})
+#: GEMMs whose first two inputs are the operands (the FLOP formula below applies)
+GEMM_OPS = MATMUL_OPS
 VIEW_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Shape", "Size"})
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 DATA_OPS = frozenset(
     {
         "Transpose",
@@ -97,17 +98,6 @@ DATA_OPS = frozenset(
         "ConstantOfShape",
         "Range",
         "Trilu",
-    }
-)
-NORM_OPS = frozenset(
-    {
-        "LayerNormalization",
-        "SimplifiedLayerNormalization",
-        "SkipLayerNormalization",
-        "RMSNormalization",
-        "InstanceNormalization",
-        "BatchNormalization",
-        "GroupNormalization",
     }
 )
 REDUCE_OPS = frozenset(
@@ -359,20 +349,6 @@ def _tensor_infos(model: onnx.ModelProto) -> dict[str, _TensorInfo]:
     return infos
 
 
-def _node_names(graph: onnx.GraphProto) -> list[str]:
-    """Node names as the rest of orinprof uses them: the ONNX name, or ``<op_type>_<index>``."""
-    # the same rule as orinprof.classify.ensure_node_names, so cost rows join layer_classes rows
-    names: list[str] = []
-    seen: set[str] = set()
-    for idx, node in enumerate(graph.node):
-        name = node.name
-        if not name or name in seen:
-            name = f"{node.op_type}_{idx}" if not name else f"{name}__{idx}"
-        seen.add(name)
-        names.append(name)
-    return names
-
-
 def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
     for a in node.attribute:
         if a.name == name:
@@ -430,18 +406,13 @@ def node_costs(
         infos.setdefault(name, info)
     producer: dict[str, onnx.NodeProto] = {o: n for n in graph.node for o in n.output}
 
-    # A tensor is constant when it is an initializer, a Constant's output, a Shape of a static
-    # tensor, or computed only from constants.  Graph inputs that shadow an initializer are inputs.
-    graph_inputs = {i.name for i in graph.input}
-    const: set[str] = {i.name for i in graph.initializer if i.name not in graph_inputs}
-    for node in graph.node:  # graph.node is topologically sorted (an ONNX requirement)
+    # the one constness rule (orinprof.graph); a Shape/Size of a tensor with a static inferred shape
+    # is constant too
+    def static_shape_of(node: onnx.NodeProto) -> bool:
         ins = [i for i in node.input if i]
-        if (
-            node.op_type == "Constant"
-            or (node.op_type in ("Shape", "Size") and ins and infos.get(ins[0], _TensorInfo(0, None)).shape)
-            or (ins and all(i in const for i in ins) and not _has_subgraph(node))
-        ):
-            const.update(node.output)
+        return node.op_type in ("Shape", "Size") and bool(ins) and bool(infos.get(ins[0], _TensorInfo(0, None)).shape)
+
+    const = constant_tensors(graph, also_constant=static_shape_of)
 
     const_bytes_cache: dict[str, float] = {}
 
@@ -534,7 +505,7 @@ def node_costs(
                 fused_out[id(p)] = fused_out.get(id(p), 0.0) + src_info.nbytes
 
     rows = []
-    for name, node in zip(_node_names(graph), graph.node, strict=True):
+    for name, node in zip(node_names(graph), graph.node, strict=True):
         op = node.op_type
         ins = [i for i in node.input if i]
         outs = [o for o in node.output if o]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import onnx
 
 from orinprof import models
 from orinprof.errors import MissingDependency, OrinprofError
+from orinprof.graph import atomic_save_onnx, load_onnx
 from orinprof.models import InputSpec, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -62,22 +62,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        large = model.ByteSize() > 1_800_000_000
-        if large:  # protobuf's 2 GB limit: keep weights beside the graph
-            onnx.save_model(model, tmp, save_as_external_data=True, location=path.name + ".data")
-        else:
-            onnx.save_model(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def export_preset(
@@ -128,7 +112,7 @@ def export_preset(
             )
         proto = onnx.load(str(tmp_path))
     proto.doc_string = f"orinprof preset {spec.name} (seed {seed}); {spec.source}"
-    _atomic_save(proto, path)
+    atomic_save_onnx(proto, path)
     meta = {
         "preset": spec.name,
         "batch": batch,
@@ -146,22 +130,6 @@ def export_preset(
 
 
 # ----------------------------------------------------------------------------- user ONNX
-
-
-def load_onnx(path: Path | str, missing_hint: str = "check the path given to --onnx") -> onnx.ModelProto:
-    """Load an ONNX file; a missing file, a directory or a non-ONNX file is a one-line error."""
-    path = Path(path)
-    if not path.exists():
-        raise OrinprofError(f"{path} does not exist", missing_hint)
-    if path.is_dir():
-        raise OrinprofError(f"{path} is a directory, not an ONNX file", "pass the .onnx file itself")
-    try:
-        model = onnx.load(str(path))
-    except Exception as err:  # protobuf raises DecodeError and friends
-        raise OrinprofError(f"{path} is not an ONNX model ({type(err).__name__})", "pass a .onnx file") from err
-    if not model.graph.node:
-        raise OrinprofError(f"{path} is not an ONNX model (no graph nodes)", "pass a .onnx file")
-    return model
 
 
 def _embedding_bounds(model: onnx.ModelProto) -> dict[str, int]:

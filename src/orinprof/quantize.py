@@ -38,7 +38,8 @@ from onnx import numpy_helper
 
 from orinprof.classify import GEMM_OPS
 from orinprof.errors import MissingDependency, OrinprofError
-from orinprof.export import ExportedModel, _atomic_save, synthesize
+from orinprof.export import ExportedModel, synthesize
+from orinprof.graph import atomic_save_onnx as _atomic_save
 from orinprof.models import InputSpec
 from orinprof.plans import Plan
 from orinprof.plans import get_plan as get_plan  # re-exported: callers of quantize.get_plan

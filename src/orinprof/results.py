@@ -41,7 +41,7 @@ SCHEMA_VERSION = "1.1"
 #: The layer classes every stage agrees on.
 LAYER_CLASSES = ("attention", "ffn", "norm", "embedding", "other")
 #: Extra attribution classes that only appear in ``layers`` (never in ``layer_classes``).
-ATTRIBUTION_CLASSES = (*LAYER_CLASSES, "mixed", "fused-unattributed", "reformat")
+ATTRIBUTION_CLASSES = (*LAYER_CLASSES, "mixed", "unattributed", "fused-unattributed", "reformat")
 
 #: plan names (owned by :mod:`orinprof.plans`)
 PRECISIONS = PLAN_NAMES
