@@ -22,6 +22,7 @@ The pattern classifier (:func:`orinprof.classify.classify`) never runs on a rewr
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -106,20 +107,27 @@ class AnalysedModel:
 
 
 # ------------------------------------------------------------------------------------ plan files
+def _same_nodes(known: Graph, rewritten: Graph) -> dict[int, int]:
+    """Rewritten node → the known node it is: the same name, when the known node was named in
+    its file; an unnamed node (named by its position, which a rewrite shifts) by its first
+    output tensor, which rewriters keep."""
+    named = {n.name: i for i, n in enumerate(known.nodes) if n.name and known.names[i] == n.name}
+    unnamed_by_output = {n.output[0]: i for i, n in enumerate(known.nodes) if known.names[i] != n.name and n.output}
+    same: dict[int, int] = {}
+    for i, n in enumerate(rewritten.nodes):
+        k = named.get(n.name) if n.name else None
+        if k is None and n.output and n.output[0] in unnamed_by_output:
+            k = unnamed_by_output[n.output[0]]
+        if k is not None and known.nodes[k].op_type == n.op_type:
+            same[i] = k
+    return same
+
+
 def inherit_classes(source: AnalysedModel, proto: onnx.ModelProto) -> pd.DataFrame:
     """The ``layer_classes`` table of a rewritten copy of ``source`` (a plan file)."""
     g = Graph(proto)
-    by_name = source.classes.set_index("node")
-    rows: dict[int, dict[str, object]] = {}
-    for i, name in enumerate(g.names):
-        if name in by_name.index:
-            r = by_name.loc[name]
-            rows[i] = {
-                "layer_class": r["layer_class"],
-                "block": r["block"],
-                "role": r["role"],
-                "evidence": r["evidence"],
-            }
+    records = source.classes[["layer_class", "block", "role", "evidence"]].to_dict("records")
+    rows: dict[int, dict[str, object]] = {i: dict(records[k]) for i, k in _same_nodes(source.graph, g).items()}
     # inserted Q/DQ/Cast/Identity nodes: the class of the node they feed (reverse topological order
     # resolves Q → DQ → MatMul chains), else of the node that feeds them (a cast on an output)
     for i in reversed(range(len(g.nodes))):
@@ -169,16 +177,11 @@ class _RuntimeIndex:
 
     known: Graph
     runtime: Graph
-    #: runtime node → the known node it is (same name, same op type)
+    #: runtime node → the known node it is (same name or unnamed with the same output; same op)
     same: dict[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        k, r = self.known, self.runtime
-        self.same = {
-            i: k.index[name]
-            for i, name in enumerate(r.names)
-            if name in k.index and k.nodes[k.index[name]].op_type == r.nodes[i].op_type
-        }
+        self.same = _same_nodes(self.known, self.runtime)
 
     def known_name(self, t: str) -> str | None:
         """The known tensor a runtime tensor name stands for: the same name, or the name under
@@ -229,17 +232,25 @@ class _RuntimeIndex:
         return {t for t in found if not k.is_const(t)}, complete
 
     def members(self, i: int) -> set[int]:
-        """Known nodes runtime node ``i`` stands for: itself if it is one; else the nodes between
-        its input and output tensors, with the node whose name it carries."""
-        if i in self.same:
-            return {self.same[i]}
+        """Known nodes runtime node ``i`` stands for: the nodes between its input and output
+        tensors (a fusion may keep one member's name and op, like a Transpose that absorbed
+        another), with the node it is or whose name it carries."""
         node = self.runtime.nodes[i]
         found: set[int] = set()
         sinks, sinks_complete = self.resolve(node.output, upward=False)
         sources, sources_complete = self.resolve(node.input, upward=True)
+        if i in self.same:
+            # the node it is writes the same tensors; its inputs may have moved upstream (a removed
+            # no-op Cast, an absorbed Transpose), so they come from the runtime graph when known
+            same = self.known.nodes[self.same[i]]
+            sinks, sinks_complete = {t for t in same.output if t and not self.known.is_const(t)}, True
+            if not sources_complete:
+                sources, sources_complete = set(self.known.act_inputs(self.same[i])), True
         if sinks and sinks_complete and sources_complete:
             found = self.known.between(sources, sinks)
-        if node.op_type not in RUNTIME_PASS_THROUGH:
+        if i in self.same:
+            found.add(self.same[i])
+        elif node.op_type not in RUNTIME_PASS_THROUGH:
             found |= _members_by_name(self.known, self.runtime.names[i])
         return found
 
@@ -358,7 +369,8 @@ def _split(members: list[int], known: Graph, node_class: list[str], flops: dict[
     """class → fraction over a runtime node's members: by FLOPs, else by member count."""
     weights: dict[str, float] = {}
     for m in members:
-        weights[node_class[m]] = weights.get(node_class[m], 0.0) + float((flops or {}).get(known.names[m], 0.0) or 0.0)
+        f = float((flops or {}).get(known.names[m], 0.0) or 0.0)
+        weights[node_class[m]] = weights.get(node_class[m], 0.0) + (f if math.isfinite(f) else 0.0)
     if sum(weights.values()) <= 0:
         weights = {c: float(k) for c, k in Counter(node_class[m] for m in members).items()}
     total = float(sum(weights.values()))
