@@ -117,7 +117,12 @@ LAYER_CLASSES_TABLE = register(
         columns=(
             _c("node", "str", "ONNX node name (unique within the graph)"),
             _c("op_type", "str", "ONNX op type"),
-            _c("layer_class", "str", "one of " + ", ".join(f"`{c}`" for c in LAYER_CLASSES)),
+            _c(
+                "layer_class",
+                "str",
+                "one of " + ", ".join(f"`{c}`" for c in LAYER_CLASSES) + "; in a plan file's map also `unattributed` "
+                "(an inserted node that stands for no source node)",
+            ),
             _c("block", "int", "transformer block index (0-based); empty outside blocks", nullable=True),
             _c(
                 "role",
@@ -126,7 +131,12 @@ LAYER_CLASSES_TABLE = register(
                 "`attn_core`, `ffn_up`, `ffn_gate`, `ffn_act`, `ffn_down`, `ffn_core`, `norm`, `embedding`, "
                 "`other`",
             ),
-            _c("evidence", "str", "why: `pattern` (graph structure), `name` (scope fallback) or `default`"),
+            _c(
+                "evidence",
+                "str",
+                "why: `pattern` (graph structure), `name` (scope fallback), `default`; in a plan file's map "
+                "`inherited` (an inserted Q/DQ/Cast: its neighbour's class) or `none`",
+            ),
         ),
     )
 )
@@ -276,13 +286,15 @@ SUMMARY_TABLE = register(
             _c(
                 "other_ms",
                 "float",
-                "everything else, including `mixed` remainders, `reformat` and `fused-unattributed`",
+                "everything else, including `mixed` remainders, `reformat`, `unattributed` and `fused-unattributed`",
                 "ms",
             ),
             _c(
                 "unattributed_ms",
                 "float",
-                "time in layers that could not be attributed (TensorRT Myelin)",
+                "time in layers that could not be attributed (runtime nodes that map to no source node, TensorRT "
+                "Myelin regions without metadata); part of `other_ms`; over 5 % of the layer sum flags "
+                "`attribution_incomplete`",
                 "ms",
             ),
             _c("attention_share", "float", "attention_ms ÷ layer_sum_ms", "fraction"),
