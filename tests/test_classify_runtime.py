@@ -223,3 +223,39 @@ def test_hf_models_keep_their_classes(name: str, dynamo: bool, tmp_path: Path) -
     if dynamo:  # the audit's failing case had the dynamo exporter's node_MatMul_109-style names
         assert any(n.name.startswith("node_") for n in onnx.load(str(path)).graph.node)
     _check_every_plan(export.from_onnx(path), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plan_name", ["fp32", "int8-attn"])
+def test_profiled_layers_are_runtime_nodes_and_all_attributed(plan_name: str, tiny_export, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A real ORT profiling session (as the ORT runner makes it: ``ORT_ENABLE_ALL``, profiling on,
+    the optimised graph saved beside): every profiled name is a node of the saved graph, and every
+    layer gets a class — none unmatched or unattributed."""
+    import json
+
+    import numpy as np
+
+    from orinprof.backends.onnxruntime.runner import parse_profile
+
+    exported = tiny_export("bert-tiny")
+    source = AnalysedModel.load(exported.path, save_map=False)
+    planned = quantize.apply_plan(
+        exported, get_plan(plan_name), source.classes, quantize.synthetic_calibration(exported, 2)
+    )
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.enable_profiling = True
+    so.profile_file_prefix = str(tmp_path / "profile")
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    so.log_severity_level = 3
+    session = ort.InferenceSession(str(planned.path), so, providers=["CPUExecutionProvider"])
+    feed = export.synthesize(exported.inputs, np.random.default_rng(0))
+    for _ in range(3):
+        session.run(None, feed)
+    raw = parse_profile(json.loads(Path(session.end_profiling()).read_text()), skip_runs=1)
+    runtime_map = source.derive(planned.path).runtime_classes(tmp_path / "optimized.onnx")
+    assert set(raw["layer"]) <= set(runtime_map["node"])
+    layers = attribute_layers(raw, runtime_map)
+    assert not set(layers["layer_class"]) & {"unattributed", "other"}, layers[["layer", "layer_class"]]
+    assert (layers["status"] != "unmatched").all()
+    assert class_totals(layers)["attention_ms"] > 0 and class_totals(layers)["ffn_ms"] > 0
