@@ -152,7 +152,7 @@ def test_attribution_keeps_a_runtime_split_and_flags_unattributed_time(tmp_path:
     assert totals["norm_ms"] == pytest.approx(norm_share * 1.0)
     assert totals["unattributed_ms"] == pytest.approx(0.2)
     # 0.2 of 3.2 ms (6 %) is over the 5 % line; at 0.1 ms (3 %) it is not
-    assert attribution_flags(totals) == ["attribution_incomplete:unattributed=0.06"]
+    assert attribution_flags(totals) == ["attribution_incomplete:6%"]
     assert attribution_flags({**totals, "unattributed_ms": 0.1}) == []
 
 

@@ -203,13 +203,13 @@ def class_totals(layers: pd.DataFrame) -> dict[str, float]:
 def attribution_flags(totals: Mapping[str, float], threshold: float = UNATTRIBUTED_FLAG_SHARE) -> list[str]:
     """Trust flags of an attribution (:func:`class_totals`'s output): ``attribution_incomplete``
     when more than ``threshold`` of the layer time is unattributed, e.g.
-    ``attribution_incomplete:unattributed=0.12``."""
+    ``attribution_incomplete:12%``."""
     layer_sum = float(totals.get("layer_sum_ms", float("nan")))
     unattributed = float(totals.get("unattributed_ms", 0.0))
     if not np.isfinite(layer_sum) or layer_sum <= 0:
         return []
     share = unattributed / layer_sum
-    return [f"attribution_incomplete:unattributed={share:.2f}"] if share > threshold else []
+    return [f"attribution_incomplete:{share:.0%}"] if share > threshold else []
 
 
 def class_times(raw: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
