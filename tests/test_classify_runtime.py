@@ -200,26 +200,11 @@ class _Wrap(torch.nn.Module):
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
 @pytest.mark.parametrize("name", ["distilbert", "gpt2", "llama-gqa"])
 def test_hf_models_keep_their_classes(name: str, dynamo: bool, tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model, keys = _hf_models()[name]()
-    model.config._attn_implementation = "eager"  # type: ignore[attr-defined]
-    args = tuple(
-        torch.randint(1, 100, (1, 16)) if k == "input_ids" else torch.ones(1, 16, dtype=torch.long) for k in keys
-    )
     path = tmp_path / f"{name}-{'dynamo' if dynamo else 'ts'}.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            torch.onnx.export(
-                _Wrap(model.eval(), keys),  # type: ignore[arg-type]
-                args,
-                str(path),
-                input_names=list(keys),
-                opset_version=18 if dynamo else 17,
-                dynamo=dynamo,
-            )
-        except Exception as err:  # an exporter failure is not a class-map result
-            pytest.skip(f"{name} does not export with dynamo={dynamo} here: {type(err).__name__}")
+    try:
+        _export_hf(name, path, dynamo)
+    except Exception as err:  # an exporter failure is not a class-map result
+        pytest.skip(f"{name} does not export with dynamo={dynamo} here: {type(err).__name__}")
     if dynamo:  # the audit's failing case had the dynamo exporter's node_MatMul_109-style names
         assert any(n.name.startswith("node_") for n in onnx.load(str(path)).graph.node)
     _check_every_plan(export.from_onnx(path), tmp_path)
@@ -259,3 +244,65 @@ def test_profiled_layers_are_runtime_nodes_and_all_attributed(plan_name: str, ti
     assert not set(layers["layer_class"]) & {"unattributed", "other"}, layers[["layer", "layer_class"]]
     assert (layers["status"] != "unmatched").all()
     assert class_totals(layers)["attention_ms"] > 0 and class_totals(layers)["ffn_ms"] > 0
+
+
+def _export_hf(name: str, path: Path, dynamo: bool = False) -> Path:
+    torch.manual_seed(0)
+    model, keys = _hf_models()[name]()
+    model.config._attn_implementation = "eager"  # type: ignore[attr-defined]
+    args = tuple(
+        torch.randint(1, 100, (1, 16)) if k == "input_ids" else torch.ones(1, 16, dtype=torch.long) for k in keys
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Wrap(model.eval(), keys),  # type: ignore[arg-type]
+            args,
+            str(path),
+            input_names=list(keys),
+            opset_version=18 if dynamo else 17,
+            dynamo=dynamo,
+        )
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("source", "model_type", "heads", "hidden", "level", "fused"),
+    [
+        ("bert-tiny", "bert", 0, 0, 0, {"EmbedLayerNormalization", "BiasGelu", "SkipLayerNormalization"}),
+        ("gpt2-tiny", "gpt2", 2, 128, 1, {"FastGelu", "SkipLayerNormalization"}),
+        ("llama-tiny", "bert", 0, 0, 2, {"QuickGelu", "SkipSimplifiedLayerNormalization"}),
+        ("hf:distilbert", "bert", 4, 64, 0, {"Attention", "EmbedLayerNormalization", "BiasGelu"}),
+    ],
+)
+def test_offline_optimiser_fusions_keep_their_classes(  # type: ignore[no-untyped-def]
+    source, model_type, heads, hidden, level, fused, tiny_export, tmp_path
+) -> None:
+    """ONNX Runtime's transformer optimiser fuses further than a session does (``Attention``,
+    ``EmbedLayerNormalization``, ``BiasGelu``, ``FastGelu``, ``QuickGelu``,
+    ``SkipSimplifiedLayerNormalization``, renamed ``FullyConnect_*`` chains): the same mapping
+    carries the source classes onto its graph."""
+    optimizer = pytest.importorskip("onnxruntime.transformers.optimizer")
+    path = _export_hf(source[3:], tmp_path / "hf.onnx") if source.startswith("hf:") else tiny_export(source).path
+    src = AnalysedModel.load(path, save_map=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimised = optimizer.optimize_model(
+            str(path), model_type=model_type, num_heads=heads, hidden_size=hidden, opt_level=level
+        ).model
+    ops = {n.op_type for n in optimised.graph.node}
+    assert fused <= ops, f"the optimiser did not fuse {fused - ops} here"
+    runtime_map = src.runtime_classes(optimised)
+    layers = _layers(runtime_map)
+    share, misses = _landed(src, runtime_map, layers)
+    assert share >= TARGET, misses[:8]
+    assert (runtime_map["layer_class"] != "unattributed").all()
+    main_class = {
+        node: max(fr, key=lambda c: fr[c]) for node, fr in class_fractions(layers).items()
+    }  # the heaviest class of each layer
+    for node, op in zip(runtime_map["node"], runtime_map["op_type"]):
+        if op in ("BiasGelu", "FastGelu", "QuickGelu", "Gelu"):
+            assert main_class[node] == "ffn", node
+        if op == "Attention":
+            assert main_class[node] == "attention", node

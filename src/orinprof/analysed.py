@@ -143,17 +143,17 @@ def inherit_classes(source: AnalysedModel, proto: onnx.ModelProto) -> pd.DataFra
             if feeder is not None:
                 rows[i] = {**feeder, "evidence": INHERITED}
     # anything else inserted: through its tensors, onto the source nodes it stands for
-    src = source.graph
+    index: _RuntimeIndex | None = None
     for i in range(len(g.nodes)):
         if i in rows:
             continue
-        members = _members_by_tensors(src, g, i)
-        classes = Counter(str(source.classes.iloc[m]["layer_class"]) for m in members)
+        index = index or _RuntimeIndex(source.graph, g)
+        members = sorted(index.members(i))
+        classes = Counter(str(records[m]["layer_class"]) for m in members)
         if classes:
             cls = classes.most_common(1)[0][0]
-            first = next(m for m in members if source.classes.iloc[m]["layer_class"] == cls)
-            r = source.classes.iloc[first]
-            rows[i] = {"layer_class": cls, "block": r["block"], "role": r["role"], "evidence": INHERITED}
+            first = next(m for m in members if records[m]["layer_class"] == cls)
+            rows[i] = {**records[first], "evidence": INHERITED}
         else:  # never silently "other": the attribution reports it as unattributed
             rows[i] = {"layer_class": "unattributed", "block": None, "role": "unattributed", "evidence": "none"}
     df = pd.DataFrame(
@@ -180,31 +180,61 @@ class _RuntimeIndex:
     #: runtime node → the known node it is (same name or unnamed with the same output; same op)
     same: dict[int, int] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.same = _same_nodes(self.known, self.runtime)
+    #: runtime tensor with a made-up name → the known tensor a node it is reads or writes there
+    alias: dict[str, str] = field(init=False)
 
-    def known_name(self, t: str) -> str | None:
-        """The known tensor a runtime tensor name stands for: the same name, or the name under
-        ORT's renames (``InsertedPrecisionFreeCast_<name>`` where FP16 casts were removed,
-        ``<name>/duplicated`` where a DequantizeLinear was duplicated per consumer)."""
+    def __post_init__(self) -> None:
+        k, r = self.known, self.runtime
+        self.same = _same_nodes(k, r)
+        alias: dict[str, str] = {}
+        ambiguous: set[str] = set()
+        for i, j in self.same.items():
+            for ours, theirs in ((r.nodes[i].input, k.nodes[j].input), (r.nodes[i].output, k.nodes[j].output)):
+                for t, known in zip(ours, theirs):
+                    if not t or not known or self._by_name(t) is not None:
+                        continue
+                    if alias.setdefault(t, known) != known:
+                        ambiguous.add(t)
+        self.alias = {t: known for t, known in alias.items() if t not in ambiguous}
+
+    def _by_name(self, t: str) -> str | None:
         k = self.known
         for candidate in (t, t.removeprefix(_ORT_CAST_PREFIX), t.removesuffix(_ORT_DUPLICATE_SUFFIX)):
             if candidate in k.producer or candidate in k.graph_inputs or candidate in k.consumers:
                 return candidate
         return None
 
+    def known_name(self, t: str) -> str | None:
+        """The known tensor a runtime tensor stands for: the same name, or the name under ORT's
+        renames (``InsertedPrecisionFreeCast_<name>`` where FP16 casts were removed,
+        ``<name>/duplicated`` where a DequantizeLinear was duplicated per consumer), or the
+        tensor a node it is reads or writes in that position (``EmbedLayerNormalization``'s
+        output, read by the Q/K/V MatMuls as the LayerNorm's output)."""
+        return self._by_name(t) or self.alias.get(t)
+
     def resolve(self, tensors: Iterable[str], upward: bool) -> tuple[set[str], bool]:
-        """Runtime tensors → (known tensors, complete).  A tensor the known graph has is kept; a
-        tensor the runtime made up is followed through runtime pass-through producers
-        (``upward``) or consumers until known tensors are reached; a runtime node that *is* a
-        known node answers with its own known tensor in the same position.  Constants are
-        dropped (weights, folded shapes).  ``complete`` is False when a path ran into another
-        fused runtime node (its boundary is then unknown)."""
-        k, r = self.known, self.runtime
+        """Runtime tensors → (known tensors, complete).  A tensor :meth:`known_name` knows is
+        kept; another is followed through runtime pass-through producers (``upward``) or
+        consumers until known tensors are reached.  Constants are dropped (weights, folded
+        shapes).  ``complete`` is False when a tensor could not be resolved because its path ran
+        into another fused runtime node (the boundary is then unknown)."""
+        found: set[str] = set()
+        complete = True
+        for t in tensors:
+            if not t or self.runtime.is_const(t):
+                continue
+            here, dead_end = self._resolve_one(t, upward)
+            found |= here
+            complete &= bool(here) or not dead_end
+        return {t for t in found if not self.known.is_const(t)}, complete
+
+    def _resolve_one(self, start: str, upward: bool) -> tuple[set[str], bool]:
+        """(known tensors, ran into a fused node) for one runtime tensor."""
+        r = self.runtime
         found: set[str] = set()
         seen: set[str] = set()
-        complete = True
-        frontier = [t for t in tensors if t]
+        dead_end = False
+        frontier = [start]
         for _ in range(_RESOLVE_DEPTH):
             nxt: list[str] = []
             for t in frontier:
@@ -213,23 +243,48 @@ class _RuntimeIndex:
                 seen.add(t)
                 name = self.known_name(t)
                 if name is not None:
-                    if not k.is_const(name):
-                        found.add(name)
+                    found.add(name)
                     continue
-                steps = [r.producer[t]] if upward and t in r.producer else [] if upward else r.consumers.get(t, [])
+                steps = ([r.producer[t]] if t in r.producer else []) if upward else r.consumers.get(t, [])
                 for step in steps:
-                    ends = r.nodes[step].output if upward else r.nodes[step].input
-                    if step in self.same:
-                        same = k.nodes[self.same[step]]
-                        found.update(_same_position(ends, same.output if upward else same.input, t))
-                    elif r.nodes[step].op_type in RUNTIME_PASS_THROUGH:
+                    if r.nodes[step].op_type in RUNTIME_PASS_THROUGH and step not in self.same:
                         nxt.extend(r.nodes[step].input if upward else r.nodes[step].output)
                     else:
-                        complete = False
+                        dead_end = True
             if not nxt:
                 break
             frontier = nxt
-        return {t for t in found if not k.is_const(t)}, complete
+        return found, dead_end
+
+    def regions(self, unmapped: set[int]) -> list[tuple[list[int], set[int]]]:
+        """Runtime nodes that map to nothing one by one (a chain of rewritten nodes whose tensors
+        between them are all made up, like the offline optimiser's ``FullyConnect_MatMul`` →
+        ``FullyConnect_Add``): each connected chain maps as a whole to the known nodes between
+        its boundary tensors.  Returns (chain, members) pairs."""
+        r = self.runtime
+        links = [
+            (r.producer[t], c)
+            for t, readers in r.consumers.items()
+            if t in r.producer and not r.is_const(t) and self.known_name(t) is None
+            for c in readers
+        ]
+        found = []
+        for group in _connected(unmapped, links):
+            if len(group) < 2:
+                continue
+            inside = set(group)
+            outputs = {o for i in group for o in r.nodes[i].output if o}
+            entering = {t for i in group for t in r.nodes[i].input if t and t not in outputs}
+            leaving = {
+                o for o in outputs if r.is_graph_output(o) or any(c not in inside for c in r.consumers.get(o, []))
+            }
+            sinks, sinks_complete = self.resolve(leaving, upward=False)
+            sources, sources_complete = self.resolve(entering, upward=True)
+            if sinks and sinks_complete and sources_complete:
+                members = self.known.between(sources, sinks)
+                if members:
+                    found.append((group, members))
+        return found
 
     def members(self, i: int) -> set[int]:
         """Known nodes runtime node ``i`` stands for: the nodes between its input and output
@@ -255,14 +310,23 @@ class _RuntimeIndex:
         return found
 
 
-def _same_position(runtime_tensors: Iterable[str], known_tensors: Iterable[str], t: str) -> list[str]:
-    known = list(known_tensors)
-    return [known[j] for j, x in enumerate(runtime_tensors) if x == t and j < len(known) and known[j]]
+def _connected(nodes: set[int], links: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Connected components of ``nodes`` under ``links`` (union-find)."""
+    parent = {i: i for i in nodes}
 
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
 
-def _members_by_tensors(known: Graph, runtime: Graph, i: int) -> set[int]:
-    """Nodes of ``known`` between node ``i`` of ``runtime``'s input and output tensors."""
-    return _RuntimeIndex(known, runtime).members(i)
+    for a, b in links:
+        if a in parent and b in parent:
+            parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for i in sorted(nodes):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
 
 
 def _members_by_name(known: Graph, name: str) -> set[int]:
@@ -294,6 +358,9 @@ def map_runtime_graph(model: AnalysedModel, runtime: Graph) -> pd.DataFrame:
         if found:
             members[i] = found
             evidence[i] = "name" if i in index.same else "tensors"
+    for group, found in index.regions(set(range(len(runtime.nodes))) - set(members)):
+        for i in group:
+            members[i], evidence[i] = found, "region"
     # a runtime pass-through node that maps to nothing of its own (a reshape or cast between two
     # fused nodes, or of a tensor both graphs have): the runtime node whose members write the
     # known tensor it carries on (the Gemm before a reshape), else the runtime node it feeds,

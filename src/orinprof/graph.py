@@ -129,6 +129,7 @@ class Graph:
     consumers: dict[str, list[int]] = field(init=False)
     const: set[str] = field(init=False)
     graph_inputs: set[str] = field(init=False)
+    graph_outputs: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
         g = self.model.graph
@@ -146,6 +147,7 @@ class Graph:
                     self.consumers.setdefault(t, []).append(i)
         inits = {t.name for t in g.initializer}
         self.graph_inputs = {v.name for v in g.input if v.name not in inits}
+        self.graph_outputs = {v.name for v in g.output}
         self.const = constant_tensors(g)
 
     @property
@@ -155,6 +157,9 @@ class Graph:
 
     def is_const(self, tensor: str) -> bool:
         return tensor in self.const
+
+    def is_graph_output(self, tensor: str) -> bool:
+        return tensor in self.graph_outputs
 
     def act_inputs(self, i: int) -> list[str]:
         return [t for t in self.nodes[i].input if t and not self.is_const(t)]
