@@ -45,8 +45,11 @@ import onnx
 import onnxruntime as ort
 
 from orinprof import classify, export, quantize, stats
+from orinprof.analysed import AnalysedModel
+from orinprof.attribute import dominant_class
 from orinprof.backends.base import RunnerOptions, TimingConfig
-from orinprof.backends.onnxruntime.runner import OnnxRuntimeRunner, cpu_model
+from orinprof.backends.onnxruntime.runner import OnnxRuntimeRunner
+from orinprof.identity import cpu_model
 from orinprof.plans import get_plan
 
 GEMM_KERNELS = (
@@ -211,6 +214,7 @@ def cmd_recipes(args: argparse.Namespace) -> dict:
     if args.rounds < 5 and not args.smoke:
         raise SystemExit("recipes: use --rounds 5 or more (a CI over fewer rounds means little); --smoke to try")
     exported, feed, classes = setup(args)
+    source = AnalysedModel.load(exported.path, save_map=False)  # the class map every variant inherits
     tmp = Path(tempfile.mkdtemp(prefix="orinprof-recipes-"))
     recipe = quantize.resolve_recipe("auto", OnnxRuntimeRunner.int8_recipes, "onnxruntime")
     whole = tmp / "quantize_dynamic.onnx"
@@ -227,8 +231,8 @@ def cmd_recipes(args: argparse.Namespace) -> dict:
         opt = tmp / f"{len(sessions)}.opt.onnx"
         sessions[name] = session(path, args.threads, opt)
         optimised = onnx.load(str(opt), load_external_data=False)
-        runtime = quantize.runtime_classes_by_name(optimised, classes)
-        kernels[name] = quantize.count_int8_kernels(optimised, dict(zip(runtime["node"], runtime["layer_class"])))
+        runtime = source.derive(path).runtime_classes(optimised)  # the source's class map, inherited
+        kernels[name] = quantize.count_int8_kernels(optimised, dominant_class(runtime))
         out = sessions[name].run(None, feed)[0]
         reference = out if reference is None else reference
         fidelity[name] = cosine(out, reference)

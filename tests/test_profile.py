@@ -78,7 +78,8 @@ def test_class_attribution_is_complete(run) -> None:  # type: ignore[no-untyped-
     summary = results.read_table(result.run_dir, "summary")
     for row in summary.itertuples():
         parts = row.attention_ms + row.ffn_ms + row.norm_ms + row.embedding_ms + row.other_ms
-        assert parts == pytest.approx(row.layer_sum_ms, rel=1e-6)
+        # summary.csv stores 6 significant digits (%.6g): six rounded terms agree to ~1e-5
+        assert parts == pytest.approx(row.layer_sum_ms, rel=2e-5)
         assert row.attention_ms > 0 and row.ffn_ms > 0
     layers = results.read_table(result.run_dir, "layers")
     assert {"attention", "ffn"} <= set(layers["layer_class"])
@@ -284,7 +285,6 @@ def test_roofline_efficiency_in_layers_and_summary(tmp_path, models_dir) -> None
     assert ((summary["roofline_efficiency"] > 0) & (summary["roofline_efficiency"] < 1)).all()
 
 
-@pytest.mark.xfail(reason="until h6-class-map lands: derive/runtime_classes inherit the source map", strict=False)
 def test_each_model_is_classified_once_per_run(tmp_path, models_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Issue 13: the class map is derived once, on the source graph; plans and ORT's optimised
     graphs inherit it (never a re-run of the pattern on a rewritten graph)."""

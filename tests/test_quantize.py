@@ -3,6 +3,8 @@ what executed in INT8, and fidelity."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -172,7 +174,10 @@ def test_ort_style_is_ort_cpu_layout(bert) -> None:  # type: ignore[no-untyped-d
 
 def _executed(path, classes):  # type: ignore[no-untyped-def]
     """Integer kernels per class in the graph ONNX Runtime actually runs: the optimised graph the
-    runner saves during its profiling run (what ``orinprof profile`` counts)."""
+    runner saves during its profiling run, mapped to classes as ``orinprof profile`` maps it (the
+    plan inherits the source's class map, the runtime graph the plan's)."""
+    from orinprof.analysed import AnalysedModel
+    from orinprof.attribute import dominant_class
     from orinprof.backends.base import RunnerOptions
     from orinprof.backends.onnxruntime.runner import OnnxRuntimeRunner
 
@@ -182,8 +187,11 @@ def _executed(path, classes):  # type: ignore[no-untyped-def]
         graph = runner.attribution_graph()
         assert graph is not None
         optimised = onnx.load(str(graph))
-    runtime = quantize.runtime_classes_by_name(optimised, classes)
-    return quantize.count_int8_kernels(optimised, dict(zip(runtime["node"], runtime["layer_class"])))
+    source_path = Path(str(path).split(".", 1)[0] + ".onnx")
+    source = AnalysedModel.load(source_path, save_map=False)
+    assert source.classes["layer_class"].tolist() == classes["layer_class"].tolist()
+    runtime = source.derive(path).runtime_classes(optimised)
+    return quantize.count_int8_kernels(optimised, dominant_class(runtime))
 
 
 def _inputs_of(path):  # type: ignore[no-untyped-def]
@@ -320,37 +328,25 @@ def test_count_int8_kernels_by_class() -> None:
     }
 
 
-def test_runtime_classes_inherit_by_longest_name() -> None:
+def test_rewritten_nodes_inherit_by_longest_name() -> None:
     """ONNX Runtime's rewritten nodes take the class of the source node they are named after,
     the longest match winning (``MatMul_1_quant`` is ``MatMul_1``'s, not ``MatMul``'s)."""
-    import pandas as pd
+    from orinprof.analysed import _members_by_name
+    from orinprof.graph import Graph
 
-    source = pd.DataFrame(
-        {
-            "node": ["/a/MatMul", "/a/MatMul_1", "/f/MatMul", "/n/LayerNorm"],
-            "op_type": ["MatMul"] * 3 + ["LayerNormalization"],
-            "layer_class": ["attention", "ffn", "ffn", "norm"],
-            "block": [0, 0, 0, 0],
-            "role": ["bmm1", "ffn_up", "ffn_up", "norm"],
-            "evidence": ["pattern"] * 4,
-        }
-    )
-    nodes = [
-        onnx.helper.make_node("Relu", ["x"], ["y1"], name="/a/MatMul_1_quant"),
-        onnx.helper.make_node("Relu", ["x"], ["y2"], name="/a/MatMul_quant"),
-        onnx.helper.make_node("Relu", ["x"], ["y3"], name="/f/MatMul/MatMulAddFusion"),
-        onnx.helper.make_node("Relu", ["x"], ["y4"], name="/n/LayerNorm_output_0_QuantizeLinear"),
-        onnx.helper.make_node("Relu", ["x"], ["y5"], name="/a/MatMulX"),  # not a boundary: no match
-    ]
+    names = ["/a/MatMul", "/a/MatMul_1", "/f/MatMul", "/n/LayerNorm"]
     x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
-    graph = onnx.helper.make_graph(nodes, "g", [x], [])
-    table = quantize.runtime_classes_by_name(onnx.helper.make_model(graph), source).set_index("node")
-    assert table.loc["/a/MatMul_1_quant", "layer_class"] == "ffn"
-    assert table.loc["/a/MatMul_quant", "layer_class"] == "attention"
-    assert table.loc["/a/MatMul_quant", "role"] == "bmm1"
-    assert table.loc["/f/MatMul/MatMulAddFusion", "layer_class"] == "ffn"
-    assert table.loc["/n/LayerNorm_output_0_QuantizeLinear", "layer_class"] == "norm"
-    assert table.loc["/a/MatMulX", "evidence"] != "inherited"
+    nodes = [onnx.helper.make_node("Relu", ["x"], [f"y{i}"], name=n) for i, n in enumerate(names)]
+    known = Graph(onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", [x], [])))
+
+    def match(name: str) -> list[str]:
+        return [known.names[i] for i in _members_by_name(known, name)]
+
+    assert match("/a/MatMul_1_quant") == ["/a/MatMul_1"]
+    assert match("/a/MatMul_quant") == ["/a/MatMul"]
+    assert match("/f/MatMul/MatMulAddFusion") == ["/f/MatMul"]
+    assert match("/n/LayerNorm_output_0_QuantizeLinear") == ["/n/LayerNorm"]
+    assert match("/a/MatMulX") == []  # not a boundary: no match
 
 
 def test_plan_without_class_gemms_stays_fp32(bert) -> None:  # type: ignore[no-untyped-def]

@@ -148,7 +148,8 @@ def inherit_classes(source: AnalysedModel, proto: onnx.ModelProto) -> pd.DataFra
         if i in rows:
             continue
         index = index or _RuntimeIndex(source.graph, g)
-        members = sorted(index.members(i))
+        # through its tensors, else by the name of the node it replaces (the quantizers' "_quant")
+        members = sorted(index.members(i) or _members_by_name(source.graph, g.names[i]))
         classes = Counter(str(records[m]["layer_class"]) for m in members)
         if classes:
             cls = classes.most_common(1)[0][0]
@@ -330,15 +331,18 @@ def _connected(nodes: set[int], links: Iterable[tuple[int, int]]) -> list[list[i
 
 
 def _members_by_name(known: Graph, name: str) -> set[int]:
-    """The node whose name a fused runtime node carries: itself, or the prefix before ORT's
-    fusion suffix (``…/MatMul/MatMulAddFusion``, ``…/MatMul/MatMulScaleFusion/``)."""
+    """The node whose name a rewritten node carries: itself, or the longest prefix of its name that
+    ends right before a ``/`` or ``_`` and names a known node.  ONNX Runtime names what it writes
+    after the node it replaces: graph fusions append ``/MatMulAddFusion`` or
+    ``/MatMulScaleFusion/``, the quantizers ``_quant`` (``onnxruntime/quantization/operators/
+    matmul.py``: ``node.name + "_quant"``) with ``_scales_mul``, ``_output_quantized`` … after it.
+    Longest first, so ``…/MatMul_1_quant`` is ``…/MatMul_1``, never ``…/MatMul``."""
     if name in known.index:
         return {known.index[name]}
-    parts = name.rstrip("/").split("/")
-    for k in range(len(parts) - 1, 0, -1):
-        prefix = "/".join(parts[:k])
-        if prefix in known.index:
-            return {known.index[prefix]}
+    stripped = name.rstrip("/")
+    for k in range(len(stripped) - 1, 0, -1):
+        if stripped[k] in "/_" and stripped[:k] in known.index:
+            return {known.index[stripped[:k]]}
     return set()
 
 

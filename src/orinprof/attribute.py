@@ -233,3 +233,16 @@ def class_times(raw: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
         for c in LAYER_CLASSES
     ]
     return pd.DataFrame(rows, columns=["iteration", "layer_class", "time_ms"])
+
+
+def dominant_class(classes: pd.DataFrame) -> dict[str, str]:
+    """Node → its class; a ``mixed`` node (``class_split`` = ``class=fraction;…``) counts as the
+    class with the largest fraction (kernel counts per class need one class per node)."""
+    out: dict[str, str] = {}
+    split = classes["class_split"] if "class_split" in classes.columns else pd.Series("", index=classes.index)
+    for node, cls, parts in zip(classes["node"], classes["layer_class"], split.fillna("")):
+        if cls == "mixed" and parts:
+            fractions = dict(p.split("=") for p in str(parts).split(";") if "=" in p)
+            cls = max(fractions, key=lambda c: float(fractions[c]))
+        out[str(node)] = str(cls)
+    return out

@@ -390,7 +390,7 @@ class ProfileRun:
             recipe=cfg.int8_recipe,
         )
         model = shape.source if Path(planned.path) == shape.source.path else shape.source.derive(planned.path)
-        lint = _lint(planned.path) if plan.is_int8 else None
+        lint = _lint(model) if plan.is_int8 else None
         slot = PlanSlot(plan.name, plan, Path(planned.path), model, dict(planned.gemm_counts), lint)
         slot.int8_recipe = planned.recipe
         return slot
@@ -550,13 +550,13 @@ class ProfileRun:
         assert runner is not None and slot.info is not None
         graph = runner.attribution_graph() if slot.model is not None else None
         runtime_classes: pd.DataFrame | None = None
-        if graph is not None and shape.source is not None:
+        if graph is not None and slot.model is not None:
             optimised = onnx.load(str(graph), load_external_data=False)
-            # inherited by name from the source map: re-classifying the optimised graph loses the
-            # attention pattern once its MatMuls are integer ops (until runtime_classes inherits)
-            runtime_classes = quantize.runtime_classes_by_name(optimised, shape.source.classes)
-            node_class = dict(zip(runtime_classes["node"], runtime_classes["layer_class"]))
-            slot.int8_kernels.update(quantize.count_int8_kernels(optimised, node_class))
+            # the plan's class map (inherited from the source) carried onto the runtime graph by
+            # node and tensor identity: never re-classified on a graph whose MatMuls became
+            # integer or fused ops
+            runtime_classes = slot.model.runtime_classes(optimised)
+            slot.int8_kernels.update(quantize.count_int8_kernels(optimised, attribute.dominant_class(runtime_classes)))
         if slot.model is not None and not any("layer_class" in p.columns for p in slot.profiles):
             slot.classes_for_profile = runtime_classes if runtime_classes is not None else slot.model.classes
         if "gemm_counts" in slot.info.details:
@@ -933,14 +933,15 @@ def _engine_facts(details: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _lint(path: Path) -> pd.DataFrame | None:
-    """TensorRT INT8 fused-attention preconditions of the plan's Q/DQ layout (``orinprof lint-qdq``)."""
+def _lint(model: AnalysedModel) -> pd.DataFrame | None:
+    """TensorRT INT8 fused-attention preconditions of the plan's Q/DQ layout (``orinprof lint-qdq``),
+    on the plan's analysed model (its inherited class map: no second classification)."""
     from orinprof.lint import lint_qdq
 
     try:
-        return lint_qdq(path)
+        return lint_qdq(model.proto, model.classes)
     except OrinprofError as err:  # the lint informs; it never stops a measurement
-        log.warning("Q/DQ lint skipped for %s: %s", path.name, err.one_line())
+        log.warning("Q/DQ lint skipped for %s: %s", model.path.name, err.one_line())
         return None
 
 

@@ -613,41 +613,6 @@ def count_int8_kernels(optimised: onnx.ModelProto, node_class: Mapping[str, str]
     return counts
 
 
-def runtime_classes_by_name(optimised: onnx.ModelProto, layer_classes: pd.DataFrame) -> pd.DataFrame:
-    """The class map (``layer_classes`` table) of an ONNX Runtime optimised graph, inherited from
-    the source graph's map by node name.
-
-    ONNX Runtime names a node it rewrites after the node it replaces: ``<node>_quant`` (the
-    quantizers, operators/matmul.py), ``<node>/MatMulAddFusion``, ``<node>/MatMulScaleFusion/``
-    (graph transformers), ``<tensor>_QuantizeLinear`` (dynamic activation quantization), and QDQ
-    fusions keep the GEMM's own name.  So an optimised node takes the class, block and role of the
-    longest source node name that equals its name or prefixes it before ``_`` or ``/``; a node with
-    no such name keeps the classifier's verdict on the optimised graph (re-classifying alone loses
-    the attention pattern once its MatMuls are integer ops).  Stand-in until
-    ``AnalysedModel.runtime_classes`` inherits the map by node identity."""
-    from orinprof.classify import classify
-
-    # the classifier's "no attention found" is expected here (integer ops hide the pattern)
-    classify_log = logging.getLogger("orinprof.classify")
-    level = classify_log.level
-    classify_log.setLevel(logging.ERROR)
-    try:
-        table = classify(optimised)
-    finally:
-        classify_log.setLevel(level)
-    source = layer_classes.set_index("node")
-    known = set(source.index)
-    for i, name in table["node"].items():
-        # the name itself, else its longest prefix that ends right before a "_" or "/"
-        cuts = [len(name)] + [k for k in range(len(name) - 1, 0, -1) if name[k] in "_/"]
-        match = next((name[:k] for k in cuts if name[:k] in known), None)
-        if match is not None:
-            for col in ("layer_class", "block", "role"):
-                table.at[i, col] = source.at[match, col]
-            table.at[i, "evidence"] = "inherited"
-    return table
-
-
 def int8_execution_flags(plan: QuantPlan, layer_classes: pd.DataFrame, kernel_counts: Mapping[str, int]) -> list[str]:
     """``int8_class_not_executed:<class>`` for every class the plan quantizes that has GEMMs in the
     source graph but ran no integer kernel (classes other than attention and FFN count as other)."""
