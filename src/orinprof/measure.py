@@ -103,6 +103,10 @@ class Reporter:
     def done(self, label: str) -> None:
         pass
 
+    def expect(self, plans: int, blocks: int) -> None:
+        """The run's totals once its plans are known: ``plans`` (over all shapes) and ``blocks``
+        (timing and profiling blocks over all rounds), for a time-left estimate."""
+
 
 @dataclass(frozen=True)
 class ProfileResult:
@@ -281,9 +285,12 @@ class ProfileRun:
                 self.run_id, cfg.command or " ".join(sys.argv), _config_dict(cfg), fingerprint
             )
             results.write_run_info(self.info, self.run_dir)
-            for seq in seq_lens:
+            for i, seq in enumerate(seq_lens):
                 shape = self.prepare_shape(seq)
                 slots = self.prepare_plans(shape)
+                if i == 0:  # every shape runs the same plans: a timing and a profiling block per round
+                    plans = len(slots) * len(seq_lens)
+                    self.reporter.expect(plans, plans * cfg.timing.rounds * 2)
                 samples = self.measure(shape, slots)
                 done = self.record(shape, slots, samples)
                 self.info = results.update_run_info(self.info, self.run_dir, plans_done=(*self.info.plans_done, *done))
