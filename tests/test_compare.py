@@ -71,6 +71,11 @@ def test_pairs_with_the_baseline_of_the_same_run() -> None:
     for rid in ("r1", "r2"):
         assert comp.loc[rid, "baseline_run_id"] == rid and bool(comp.loc[rid, "paired"])
         assert comp.loc[rid, "e2e_reduction"] == pytest.approx(0.2)
+    # the times beside the reductions come from the same round values (audit §1.3: one estimator)
+    r1 = comp.loc["r1"]
+    assert (r1["e2e_ms_baseline"], r1["e2e_ms_plan"]) == pytest.approx((10.2, 8.16))
+    assert (r1["attention_ms_baseline"], r1["attention_ms_plan"]) == pytest.approx((4.0, 3.2))
+    assert 1 - r1["attention_ms_plan"] / r1["attention_ms_baseline"] == pytest.approx(r1["attention_reduction"])
     # a plan run without a baseline is compared unpaired, and says so
     lone = _run("r3", {"int8-attn": 8.0})
     row = compare(*_cat(fast, lone), claims={}).set_index("run_id").loc["r3"]

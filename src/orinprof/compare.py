@@ -259,8 +259,16 @@ def _row(
     mixed: bool,
     run_status: Mapping[str, str] | None,
 ) -> dict[str, object]:
-    e2e = _compare_values(*_series(lat_rounds, base, base_rows, cand, paired, seq), paired)
-    red = {c: _compare_values(*_series(t, base, base_rows, cand, paired, seq), paired) for c, t in cls_rounds.items()}
+    series = {"e2e": _series(lat_rounds, base, base_rows, cand, paired, seq)}
+    series.update({c: _series(t, base, base_rows, cand, paired, seq) for c, t in cls_rounds.items()})
+    e2e = _compare_values(*series["e2e"], paired)
+    red = {c: _compare_values(*series[c], paired) for c in cls_rounds}
+    # the times the reductions are computed from (median of the round values): the same estimator
+    ms = {
+        f"{c}_ms_{who}": float(np.median(v)) if len(v) else _NAN
+        for c in ("attention", "ffn", "e2e")
+        for who, v in zip(("baseline", "plan"), series[c])
+    }
     layer_sum = float(base["layer_sum_ms"])
     shares = {
         "attention": float(base["attention_ms"]) / layer_sum if layer_sum > 0 else _NAN,
@@ -294,6 +302,7 @@ def _row(
         **{f"{c}_{k}": v for c in ("attention", "ffn") for k, v in _columns(red[c]).items()},
         "other_reduction": red["other"].reduction,
         **{f"e2e_{k}": v for k, v in _columns(e2e).items()},
+        **ms,
         "attention_share_baseline": shares["attention"],
         "ffn_share_baseline": shares["ffn"],
         "profile_implied_e2e_reduction": implied,

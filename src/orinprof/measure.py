@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 ONNX_REFERENCE_BACKEND = "onnxruntime"
 #: ``--isolate`` choices: ``none`` keeps every runner alive in this process across rounds
 ISOLATION_MODES = ("none", "process")
-#: unattributed time above this share of the layer time flags ``attribution_incomplete``
-UNATTRIBUTED_LIMIT = 0.05
 
 
 @dataclass(frozen=True)
@@ -681,10 +679,7 @@ class ProfileRun:
         ]
         tel = _combine_windows(slot.telemetry)
         flags = [f for f in str(tel.pop("trust_flags", "") or "").split(";") if f]
-        layer_sum = float(totals.get("layer_sum_ms", 0.0))
-        unattributed = float(totals.get("unattributed_ms", 0.0))
-        if layer_sum > 0 and unattributed / layer_sum > UNATTRIBUTED_LIMIT:
-            flags.append(f"attribution_incomplete:{unattributed / layer_sum:.0%}")
+        flags += attribute.attribution_flags(totals) if totals else []  # unattributed > 5 % of layer time
         known = {k: v for k, v in slot.int8_kernels.items() if v is not None}
         if slot.plan.is_int8 and shape.source is not None and len(known) == len(slot.int8_kernels):
             flags += quantize.int8_execution_flags(slot.plan, shape.source.classes, known)

@@ -415,6 +415,21 @@ COMPARISON_TABLE = register(
             _new("e2e_ratio", "float", "end-to-end latency ratio plan/baseline", "ratio"),
             _new("e2e_ratio_ci_low", "float", "95% CI (log scale), lower", "ratio"),
             _new("e2e_ratio_ci_high", "float", "95% CI (log scale), upper", "ratio"),
+            *(
+                _new(
+                    f"{c}_ms_{who}",
+                    "float",
+                    f"{what} of the {who}: median over rounds of the round values the reductions use "
+                    "(per round, the median over iterations)",
+                    "ms",
+                )
+                for c, what in (
+                    ("attention", "attention-class time per profiled inference"),
+                    ("ffn", "FFN-class time per profiled inference"),
+                    ("e2e", "end-to-end latency"),
+                )
+                for who in ("baseline", "plan")
+            ),
             _c(
                 "attention_share_baseline",
                 "float",
