@@ -566,6 +566,7 @@ class ProfileRun:
             slot.int8_kernels.update(quantize.count_int8_kernels(optimised, attribute.dominant_class(runtime_classes)))
         if slot.model is not None and not any("layer_class" in p.columns for p in slot.profiles):
             slot.classes_for_profile = runtime_classes if runtime_classes is not None else slot.model.classes
+        slot.info = runner.info()  # again: what the profiling runs measured (torch: GPU busy/idle, INT8 kernels)
         if "gemm_counts" in slot.info.details:
             slot.gemm_counts = dict(slot.info.details["gemm_counts"])
         # backends without an optimised ONNX graph may report what ran themselves (torch)
@@ -707,6 +708,7 @@ class ProfileRun:
             cores = slot.lint.drop_duplicates(["block", "core"])
             extra["int8_mha_fusable_cores"] = f"{int((cores['verdict'] == 'fusable').sum())}/{len(cores)}"
         extra.update(_engine_facts(slot.info.details))
+        extra.update(slot.info.details.get("summary_facts") or {})  # a backend's measured columns
         row = results.summary_row(
             keys,
             slot.latencies,
