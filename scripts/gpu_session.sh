@@ -34,10 +34,10 @@ print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torc
   timeout 100 python3 scripts/gpu_int8_bench.py attn --batch 1,32 --rounds 3 --block 50 --out "$OUT"
   ;;
 bench)
-  timeout 200 python3 scripts/gpu_int8_bench.py recipes --batch 1,8,32 --seq 128,384 --rounds 5 --block 100 \
-    --out "$OUT"
-  timeout 250 python3 scripts/gpu_int8_bench.py e2e --batch 1,8,32 --seq 128,512 --rounds 5 --block 100 --out "$OUT"
-  timeout 100 python3 scripts/gpu_int8_bench.py attn --batch 1,8,32 --rounds 5 --block 100 --out "$OUT"
+  timeout 150 python3 scripts/gpu_int8_bench.py recipes --plans int8-all --batch 1,32 --seq 128 --rounds 5 \
+    --block 100 --out "$OUT"
+  timeout 240 python3 scripts/gpu_int8_bench.py e2e --batch 1,8,32 --seq 128,512 --rounds 5 --block 50 --out "$OUT"
+  timeout 60 python3 scripts/gpu_int8_bench.py attn --batch 8 --rounds 3 --block 50 --out "$OUT"
   ;;
 republish)
   RES=/tmp/results

@@ -118,6 +118,8 @@ def test_replay_kernels_are_placed_by_time_and_left_unattributed_until_aligned()
         _kernel("a", 65.0, 3.0),
         _kernel("b", 69.0, 3.0),
         _kernel("stray", 150.0, 1.0),  # outside every iteration: dropped
+        # kineto's GPU-side mirror of the iteration range (seen on the H200): a span, not a kernel
+        FakeEvent(f"{kern.ITERATION_PREFIX}0", 5.0, 12.0, "CUDA", it0.id),
     ]
     kernels = kern.kernels_from_events(events)
     assert [(k.name, k.iteration, k.region) for k in kernels] == [

@@ -53,6 +53,7 @@ UNMATCHED = "(unmatched replay kernels)"
 #: record_function names the profiling run opens (a region's index follows the prefix)
 REGION_PREFIX = "orinprof::region::"
 ITERATION_PREFIX = "orinprof::iteration::"
+_OURS = "orinprof::"
 
 #: kernel-name patterns of INT8 arithmetic (INT8 operands into a tensor-core MMA), each with where
 #: the name comes from.  Quantize/rescale kernels are not counted: they do no INT8 math.
@@ -121,7 +122,10 @@ def kernels_from_events(events: Iterable[Any]) -> list[Kernel]:
     gpu: list[Any] = []
     for event in events:
         if _device_kind(event) == "CUDA":
-            gpu.append(event)
+            # kineto mirrors a record_function range that launched kernels (a graph replay's
+            # iteration range) as a GPU-side span: a time span, not GPU work
+            if not (getattr(event, "is_user_annotation", False) or str(event.name).startswith(_OURS)):
+                gpu.append(event)
             continue
         name = str(event.name)
         it = _prefixed(name, ITERATION_PREFIX)
