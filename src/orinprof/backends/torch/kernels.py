@@ -8,11 +8,9 @@ gaps, idle) is reported on its own (``gpu_idle_ms``).
 Which class a kernel belongs to:
 
 * **Eager.** Each region (:mod:`.profile`) opens a ``record_function`` range in its module's
-  forward-pre-hook and closes it in the forward-hook.  torch.profiler links every kernel to the
-  CPU op that launched it (``linked_correlation_id`` = the op's ``id``,
-  ``torch/autograd/profiler.py`` ``_parse_kineto_results``), and the op's ``cpu_parent`` chain
-  (built from time containment on the thread, ``profiler_util.EventList._populate_cpu_children``)
-  reaches the region range that was open at launch.  Kernels launched outside every region
+  forward-pre-hook and closes it in the forward-hook; kineto mirrors the range onto the GPU
+  timeline, spanning the kernels launched inside it, and a kernel belongs to the region whose
+  mirror contains it (:func:`kernels_from_events`).  Kernels launched outside every region
   (residual adds, mask building) are ``other``.
 * **CUDA-graph replay.** A replay launches the captured kernels with no CPU op per kernel, so
   the replay's kernel-name sequence is aligned to an attributed eager sequence of the same
@@ -28,13 +26,15 @@ INT8 kernels are recognised by the op that launched them (:data:`INT8_OPS`, carr
 kernel to its replay counterpart) or by name (:data:`INT8_KERNEL_PATTERNS`): on Hopper, cuBLAS's
 ``nvjet_*`` kernels name their tiles, not their types.
 
-Everything here except :func:`kernels_from_events`'s input is plain Python: tests feed it fakes of
-torch's ``FunctionEvent``.
+Everything here is plain Python: tests feed :func:`kernels_from_events` fakes of torch's
+``FunctionEvent``.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,92 +98,74 @@ def _device_kind(event: Any) -> str:
     return str(getattr(kind, "name", kind)).upper()
 
 
-def _chain(event: Any) -> Iterable[Any]:
-    while event is not None:
-        yield event
-        event = getattr(event, "cpu_parent", None)
-
-
 def _prefixed(name: str, prefix: str) -> int | None:
     return int(name[len(prefix) :]) if name.startswith(prefix) else None
 
 
+def _within(spans: Sequence[tuple[float, float, int]], t: float) -> int | None:
+    """The tag of the span (start, end, tag) containing ``t``; spans are sorted and disjoint."""
+    i = bisect.bisect_right(spans, (t, float("inf"), 0)) - 1
+    if i >= 0 and spans[i][0] <= t <= spans[i][1]:
+        return spans[i][2]
+    return None
+
+
 def kernels_from_events(events: Iterable[Any]) -> list[Kernel]:
     """GPU activities of a ``torch.profiler`` run (``prof.events()``), in start order, each with
-    its iteration and (eager) region, read from the ``record_function`` ranges above.
+    its iteration, region and launching op.
 
-    Rules (torch/autograd/profiler.py ``_parse_kineto_results``): a GPU activity is a
-    ``FunctionEvent`` with ``device_type`` CUDA; its ``linked_correlation_id`` is the ``id`` of
-    the CPU op that launched it; CPU events carry ``cpu_parent``.  GPU activities outside every
-    iteration range are dropped (warm-up or a stray launch); a graph replay's kernels have no
-    launching op and get ``region=None`` here (:func:`align` attributes them)."""
-    cpu_ops: dict[int, Any] = {}
+    Rules, as torch 2.11 reports them on the H200 (seen there; ``torch/autograd/profiler.py``
+    ``_parse_kineto_results``):
+
+    * a GPU activity is a ``FunctionEvent`` with ``device_type`` CUDA;
+    * kineto mirrors each ``record_function`` range that launched GPU work as a CUDA event of the
+      same name (``is_user_annotation`` where torch has the flag) spanning, on the GPU timeline,
+      the work launched inside it: a region's mirror covers its kernels, so a kernel belongs to
+      the region whose mirror contains its start (none: ``-1``, outside every region).  torch 2.11's
+      GPU events carry no link to their op (no ``linked_correlation_id``), so time is the link;
+    * an iteration is the CPU range ``orinprof::iteration::N``, which ends with a device
+      synchronisation, so its kernels start inside it; activities outside every iteration are
+      dropped;
+    * the op that launched a kernel: the CPU op whose ``kernels`` list names it (the most frequent
+      one for that kernel name), for INT8 recognition (:data:`INT8_OPS`) and listings.
+    """
     iterations: list[tuple[float, float, int]] = []
+    regions: list[tuple[float, float, int]] = []
     gpu: list[Any] = []
+    ops_by_kernel: dict[str, Counter[str]] = {}
     for event in events:
+        name = str(event.name)
         if _device_kind(event) == "CUDA":
-            # kineto mirrors a record_function range that launched kernels (a graph replay's
-            # iteration range) as a GPU-side span: a time span, not GPU work
-            if not (getattr(event, "is_user_annotation", False) or str(event.name).startswith(_OURS)):
+            region = _prefixed(name, REGION_PREFIX)
+            if region is not None:
+                regions.append((float(event.time_range.start), float(event.time_range.end), region))
+            elif not (getattr(event, "is_user_annotation", False) or name.startswith(_OURS)):
                 gpu.append(event)
             continue
-        name = str(event.name)
         it = _prefixed(name, ITERATION_PREFIX)
         if it is not None:
             iterations.append((float(event.time_range.start), float(event.time_range.end), it))
-        if getattr(event, "linked_correlation_id", 0) == 0:
-            cpu_ops.setdefault(int(event.id), event)
+        for k in getattr(event, "kernels", None) or ():
+            ops_by_kernel.setdefault(str(k.name), Counter())[name] += 1
     iterations.sort()
-    linked = any(int(getattr(e, "linked_correlation_id", 0) or 0) in cpu_ops for e in gpu)
-    if gpu and not linked and any(getattr(op, "kernels", None) for op in cpu_ops.values()):
-        return _kernels_from_ops(cpu_ops.values())
+    regions.sort()
     out: list[Kernel] = []
     for event in sorted(gpu, key=lambda e: float(e.time_range.start)):
         start, end = float(event.time_range.start), float(event.time_range.end)
-        op = cpu_ops.get(int(getattr(event, "linked_correlation_id", 0) or 0))
-        region: int | None = None
-        iteration: int | None = None
-        op_name = str(op.name) if op is not None else ""
-        if op is not None:
-            region = -1
-            for parent in _chain(op):
-                pname = str(parent.name)
-                if region == -1:
-                    found = _prefixed(pname, REGION_PREFIX)
-                    region = found if found is not None else -1
-                if iteration is None:
-                    iteration = _prefixed(pname, ITERATION_PREFIX)
-        if iteration is None:  # a replayed kernel: by time, inside the synchronised iteration range
-            iteration = next((it for lo, hi, it in iterations if lo <= start <= hi), None)
+        iteration = _within(iterations, start)
         if iteration is None:
             continue
-        out.append(Kernel(str(event.name), start, end - start, iteration, region, op_name))
+        region = _within(regions, start)
+        ops = ops_by_kernel.get(str(event.name))
+        op = ops.most_common(1)[0][0] if ops else ""
+        out.append(Kernel(str(event.name), start, end - start, iteration, -1 if region is None else region, op))
     return out
 
 
-def _kernels_from_ops(ops: Iterable[Any]) -> list[Kernel]:
-    """Eager kernels read from the launching ops' ``kernels`` lists (``FunctionEvent.append_kernel``:
-    name and duration, no start time), for a torch whose GPU events carry no link to their op.
-    Launch order (the ops' start times) is the order on the one stream."""
-    out: list[Kernel] = []
-    for op in sorted(ops, key=lambda e: float(e.time_range.start)):
-        if not getattr(op, "kernels", None):
-            continue
-        region, iteration = -1, None
-        for parent in _chain(op):
-            pname = str(parent.name)
-            if region == -1:
-                found = _prefixed(pname, REGION_PREFIX)
-                region = found if found is not None else -1
-            if iteration is None:
-                iteration = _prefixed(pname, ITERATION_PREFIX)
-        if iteration is None:
-            continue
-        for k in op.kernels:
-            out.append(
-                Kernel(str(k.name), float(op.time_range.start), float(k.duration), iteration, region, str(op.name))
-            )
-    return out
+def has_region_spans(events: Iterable[Any]) -> bool:
+    """Whether the profiler mirrored the region ranges onto the GPU timeline (needed by eager
+    attribution; a torch that does not would file every kernel under ``other``)."""
+    return any(_device_kind(e) == "CUDA" and str(e.name).startswith(REGION_PREFIX) for e in events)
 
 
 # ----------------------------------------------------------------------------- replay alignment

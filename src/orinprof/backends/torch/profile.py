@@ -300,6 +300,8 @@ def profile_kernels(
     eager = kern.kernels_from_events(eager_events)
     if not eager:
         raise RuntimeError("torch.profiler recorded no GPU kernels (is CUPTI available?)")
+    if not kern.has_region_spans(eager_events):
+        raise RuntimeError("torch.profiler did not put the region ranges on the GPU timeline")
     eager_facts = kern.kernel_facts(eager, infos, eager_spans, "eager")
     if replay is None:
         kernels, spans, facts = eager, eager_spans, eager_facts
