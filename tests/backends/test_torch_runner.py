@@ -246,7 +246,8 @@ def test_runner_records_the_int8_recipe():
     with _runner(precision="int8-ffn") as r:
         details = r.info().details
     assert details["int8_recipe"] == "w8a8-dynamic"  # auto on the CPU
-    assert "summary_facts" not in details  # kernel facts come only from a CUDA profiling run
+    # the summary gets the recipe; kernel facts come only from a CUDA profiling run
+    assert details["summary_facts"] == {"int8_recipe": "w8a8-dynamic"}
     with _runner(precision="int8-ffn", extra={"int8_impl": "int_mm", "act_granularity": "per_tensor"}) as r:
         assert r.info().details["int8_recipe"] == "custom:int_mm/per_tensor"
     with _runner(precision="fp16") as r:

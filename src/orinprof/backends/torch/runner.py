@@ -193,6 +193,10 @@ class TorchRunner(Runner):
     name = "torch"
     summary = "PyTorch on CUDA: the zoo's modules in FP16 / W8A8, optional CUDA-graph replay"
     consumes = "zoo"
+    #: on CUDA, class times are summed GPU kernel time (:mod:`.kernels`); on the CPU, hooks time a
+    #: synchronous forward, whose regions cannot overlap either.  ``class_timer='events'`` on CUDA
+    #: is not kernel time: its summary facts say so (``kernel_time_classes`` False)
+    kernel_time_classes = True
 
     def __init__(self, model_path: Path | None = None, options: RunnerOptions | None = None) -> None:
         super().__init__(Path(model_path or "."), options)
@@ -360,11 +364,13 @@ class TorchRunner(Runner):
             details["int8_layers"] = [q.name for q in self.quant.quantized]
             if self.quant.padded:
                 details["int8_padding"] = list(self.quant.padded)
+        facts: dict[str, Any] = {"int8_recipe": details["int8_recipe"]} if "int8_recipe" in details else {}
         if self.kernel_facts is not None:
-            details["summary_facts"] = {
-                "int8_recipe": details.get("int8_recipe"),
-                **self.kernel_facts.summary_columns(),
-            }
+            facts.update(self.kernel_facts.summary_columns())
+        elif self.kind == "cuda" and self.opts.class_timer == "events":
+            facts["kernel_time_classes"] = False
+        if facts:
+            details["summary_facts"] = facts
         if self.kind == "cuda":
             versions["cuda"] = str(torch.version.cuda)
             versions["cudnn"] = str(torch.backends.cudnn.version())
