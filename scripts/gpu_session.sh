@@ -42,11 +42,15 @@ bench)
   ;;
 republish)
   RES=/tmp/results
-  for model in bert-base llama-4l; do
-    timeout 270 python3 -m orinprof profile --backend torch --device cuda --cuda-graph --model "$model" \
-      --seq 128,512 --precisions fp16,int8-attn,int8-ffn,int8-all --telemetry nvml \
-      --results-dir "$RES" ${ORINPROF_ARGS:-}
+  COMMON="--backend torch --device cuda --cuda-graph --seq ${SEQS:-128,512} --precisions fp16,int8-attn,int8-ffn,int8-all
+    --telemetry nvml --rounds ${ROUNDS:-5} --block-s ${BLOCK_S:-0.5} --aa-control --results-dir $RES"
+  for model in ${MODELS:-bert-base llama-4l}; do
+    timeout "${LIMIT_S:-280}" python3 -m orinprof profile --model "$model" $COMMON
   done
+  if [ -n "${SAGE:-}" ]; then
+    timeout "${LIMIT_S:-280}" python3 scripts/gpu_profile.py --torch-option attn_core=sage -- \
+      profile --model bert-base $COMMON
+  fi
   tar czf "$OUT/results.tar.gz" -C "$RES" .
   ;;
 *)
