@@ -721,6 +721,8 @@ class ProfileRun:
             trust_flags=flags,
             extra=extra,
         )
+        if "gpu_busy_ms" in row:  # kernel-time classes: the GPU's idle part of the timed forward
+            row["gpu_idle_ms"] = row["e2e_median_ms"] - row["gpu_busy_ms"]
         tables: dict[str, pd.DataFrame | None] = {
             "layers": layers.assign(**keys) if len(layers) else None,
             "class_times": pd.concat(per_iter, ignore_index=True).assign(**keys) if per_iter else None,

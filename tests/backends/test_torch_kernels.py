@@ -223,14 +223,14 @@ def test_facts_busy_idle_and_int8_counts_per_class() -> None:
     kernels = kern.attribute_replay(reference, replay)
     facts = kern.kernel_facts(kernels, REGIONS, {0: 0.040, 1: 0.050}, "cuda_graph_replay")
     assert facts.gpu_busy_ms == pytest.approx(0.0315)
-    assert facts.gpu_idle_ms == pytest.approx((0.009 + 0.018) / 2)
+    assert facts.profiled_span_ms == pytest.approx(0.045)
     assert facts.kernels_per_iteration == pytest.approx(3.5)
     assert facts.kernels_unattributed == pytest.approx(0.5)
     # the nvjet kernel is INT8 because aten::_int_mm launched its eager counterpart, not by name
     assert facts.int8_kernels == {"attention": 0.0, "ffn": 1.0, "other": 0.0}
     cols = facts.summary_columns()
     assert cols["class_time_source"] == "kernels:cuda_graph_replay"
-    assert cols["int8_kernels_ffn"] == 1.0 and cols["gpu_idle_ms"] == pytest.approx(0.0135)
+    assert cols["int8_kernels_ffn"] == 1.0 and cols["profiled_span_ms"] == pytest.approx(0.045)
 
 
 @pytest.mark.parametrize(

@@ -291,7 +291,7 @@ def test_gpu_class_times_are_kernel_time_within_e2e(cuda_graph, plan):
         facts = r.info().details["summary_facts"]
     per_iter = prof.groupby("iteration")["time_ms"].sum()
     assert per_iter.median() == pytest.approx(facts["gpu_busy_ms"], rel=1e-6)
-    assert facts["gpu_busy_ms"] > 0 and facts["gpu_idle_ms"] >= 0
+    assert 0 < facts["gpu_busy_ms"] <= facts["profiled_span_ms"]
     if cuda_graph:  # busy time fits in the replay's e2e; every replay kernel found its eager twin
         assert facts["gpu_busy_ms"] <= float(np.median(lat)) * 1.02
         assert facts["class_time_source"] == "kernels:cuda_graph_replay"

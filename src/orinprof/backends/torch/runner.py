@@ -22,7 +22,8 @@ event, runs the forward under ``torch.inference_mode()`` (or replays a captured 
 ``time.perf_counter``.  Profiling run (:mod:`.profile`): on CUDA, the GPU kernel time of each
 region through ``torch.profiler`` (of the graph's replays when ``cuda_graph``); on CPU, module
 hooks with ``time.perf_counter``.  After a kernel-time profiling run, ``details["summary_facts"]``
-holds the summary columns it measured (``gpu_busy_ms``, ``gpu_idle_ms``, ``int8_kernels_*`` …).
+holds the summary columns it measured (``gpu_busy_ms``, ``profiled_span_ms``, ``int8_kernels_*`` …;
+measure derives ``gpu_idle_ms`` = e2e − busy).
 """
 
 from __future__ import annotations
