@@ -44,10 +44,17 @@ republish)
   RES=/tmp/results
   COMMON="--backend torch --device cuda --cuda-graph --seq ${SEQS:-128,512} --precisions fp16,int8-attn,int8-ffn,int8-all
     --telemetry nvml --rounds ${ROUNDS:-5} --block-s ${BLOCK_S:-0.5} --aa-control --results-dir $RES"
+  # smoke first: kernel-time profiling in a child process; fall back to the timing process if it fails
+  PROFILE=(python3 -m orinprof)
+  if ! timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu -k "kernel_time" \
+    tests/backends/test_torch_runner.py 2>&1 | tail -3; then
+    echo "== child-process profiling failed its smoke test: profiling in the timing process"
+    PROFILE=(python3 scripts/gpu_profile.py --torch-option profile_process=same --)
+  fi
   for model in ${MODELS:-bert-base llama-4l}; do
-    timeout "${LIMIT_S:-280}" python3 -m orinprof profile --model "$model" $COMMON
+    timeout "${LIMIT_S:-280}" "${PROFILE[@]}" profile --model "$model" $COMMON
   done
-  if [ -n "${SAGE:-}" ]; then
+  if [ -n "${SAGE:-}" ] && [ "$SECONDS" -lt "${SAGE_IF_BEFORE_S:-330}" ]; then
     timeout "${LIMIT_S:-280}" python3 scripts/gpu_profile.py --torch-option attn_core=sage -- \
       profile --model bert-base $COMMON
   fi

@@ -301,3 +301,23 @@ def test_gpu_class_times_are_kernel_time_within_e2e(cuda_graph, plan):
     assert facts["int8_kernels_attention"] == 0
     by_class = prof.groupby("layer_class")["time_ms"].sum()
     assert by_class["attention"] > 0 and by_class["ffn"] > 0
+
+
+def test_profiling_replica_in_a_child_process_gives_the_same_rows():
+    """profile_process='child' (the default for kernel time on CUDA, where a profiler session in
+    the timing process slowed later CUDA-graph replays 12–20 % on the H200): a spawned replica
+    with the same options profiles the same regions; it lives across calls and ends with the runner."""
+    feed = _feed()
+    with _runner(threads=1) as here:
+        same = here.profile_layers(feed, 2)
+    with _runner(threads=1, extra={"profile_process": "child"}) as r:
+        first = r.profile_layers(feed, 2)
+        second = r.profile_layers(feed, 3)
+        process = r._child[0]
+        assert process.is_alive()
+    assert not process.is_alive()
+    for rows, n in ((first, 2), (second, 3)):
+        assert list(rows.columns) == list(same.columns)
+        assert rows["iteration"].nunique() == n
+        assert set(zip(rows["layer"], rows["layer_class"])) == set(zip(same["layer"], same["layer_class"]))
+        assert (rows["time_ms"] > 0).all()

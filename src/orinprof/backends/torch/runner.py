@@ -29,6 +29,7 @@ measure derives ``gpu_idle_ms`` = e2e − busy).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import platform
@@ -86,8 +87,13 @@ _KNOWN_OPTIONS = {
     "int8_recipe",
     "attn_core",
     "class_timer",
+    "profile_process",
     "seed",
 }
+#: where the profiling run runs: ``child`` = a replica of the runner in a spawned process (CUPTI
+#: never attaches to the timing process: after one torch.profiler session, CUDA-graph replays in
+#: the same process ran 12–20 % slower on the H200, even with TEARDOWN_CUPTI=1), ``same`` = here
+PROFILE_PROCESSES = ("auto", "child", "same")
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
 
@@ -124,6 +130,8 @@ class TorchOptions:
     int8_recipe: str | None = "auto"
     attn_core: str = "matmul"
     class_timer: str = "kernels"
+    #: ``auto`` = ``child`` for kernel time on CUDA, else ``same``
+    profile_process: str = "auto"
     seed: int = 0
 
     @classmethod
@@ -156,6 +164,9 @@ class TorchOptions:
             int8_recipe=recipe,
             attn_core=check_choice(str(extra.get("attn_core", "matmul")), attention.ATTN_CORES, "attn_core"),
             class_timer=check_choice(str(extra.get("class_timer", "kernels")), CLASS_TIMERS, "class_timer"),
+            profile_process=check_choice(
+                str(extra.get("profile_process", "auto")), PROFILE_PROCESSES, "profile_process"
+            ),
             seed=int(extra.get("seed", 0)),
         )
 
@@ -219,6 +230,7 @@ class TorchRunner(Runner):
         self.core: attention.AttentionCore | None = None
         self.kernel_facts: KernelFacts | None = None
         self.kernel_table: pd.DataFrame | None = None
+        self._child: Any = None  # (process, connection) of the profiling replica
 
     # ------------------------------------------------------------------ lifecycle
     def activate_impl(self) -> None:
@@ -325,6 +337,7 @@ class TorchRunner(Runner):
         return torch.device("cuda", self.index)
 
     def deactivate_impl(self) -> None:
+        self._stop_child()
         self.module = None
         self.inputs = {}
         self._graph = None
@@ -522,7 +535,14 @@ class TorchRunner(Runner):
         end.synchronize()
         return float(start.elapsed_time(end))
 
+    def _profile_in_child(self) -> bool:
+        if self.opts.profile_process == "auto":
+            return self.kind == "cuda" and self.opts.class_timer == "kernels"
+        return self.opts.profile_process == "child"
+
     def profile_layers_impl(self, feed: Feed, iterations: int, progress: Progress | None) -> pd.DataFrame:
+        if self._profile_in_child():
+            return self._child_profile(feed, iterations, progress)
         with self._oom_guard("profiling"):
             inputs = self._to_device(feed)
             for _ in range(2):  # warm the eager path (cuBLAS heuristics, allocator) outside the rows
@@ -560,6 +580,76 @@ class TorchRunner(Runner):
         self.kernel_facts = result.facts
         self.kernel_table = result.kernels
         return result.rows
+
+    # ------------------------------------------------------------------ profiling replica
+    def _child_profile(self, feed: Feed, iterations: int, progress: Progress | None) -> pd.DataFrame:
+        """The profiling run in a replica of this runner in a spawned process (same options and
+        seed, so the same weights and calibration), kept alive across rounds."""
+        if self._child is None:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            ours, theirs = context.Pipe()
+            extra = {**self.options.extra, "profile_process": "same"}
+            options = dataclasses.replace(self.options, extra=extra)
+            process = context.Process(target=_profile_replica, args=(theirs, options), daemon=True)
+            process.start()
+            theirs.close()
+            self._child = (process, ours)
+        process, conn = self._child
+        conn.send(({k: np.asarray(v) for k, v in feed.items()}, iterations))
+        try:
+            status, payload = conn.recv()
+        except EOFError as err:
+            self._stop_child()
+            raise OrinprofError(
+                f"the profiling process ended (exit code {process.exitcode})",
+                "use profile_process 'same' (profiles in the timing process)",
+            ) from err
+        if status != "ok":
+            raise OrinprofError(f"profiling in a child process failed: {payload}", "see the log above")
+        rows, self.kernel_facts, self.kernel_table = payload
+        if progress:
+            progress(iterations, iterations)
+        return rows
+
+    def _stop_child(self) -> None:
+        if self._child is None:
+            return
+        process, conn = self._child
+        self._child = None
+        with contextlib.suppress(OSError, BrokenPipeError):
+            conn.send(None)
+        process.join(timeout=30)
+        if process.is_alive():
+            process.terminate()
+        conn.close()
+
+
+def _profile_replica(conn: Any, options: RunnerOptions) -> None:
+    """Child process: a runner with ``options`` answers profiling requests until told to stop."""
+    try:
+        runner = TorchRunner(None, options)
+        runner.activate()
+    except Exception as err:  # reported to the parent, which raises it as a one-line error
+        conn.send(("error", f"{type(err).__name__}: {err}"))
+        return
+    try:
+        while True:
+            request = conn.recv()
+            if request is None:
+                break
+            feed, iterations = request
+            try:
+                rows = runner.profile_layers(feed, iterations)
+                conn.send(("ok", (rows, runner.kernel_facts, runner.kernel_table)))
+            except Exception as err:
+                conn.send(("error", f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"))
+    except EOFError:
+        pass
+    finally:
+        runner.deactivate()
+        conn.close()
 
 
 def _import_torch() -> Any:
