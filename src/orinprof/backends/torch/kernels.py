@@ -45,7 +45,7 @@ import pandas as pd
 from orinprof.backends.base import RAW_PROFILE_COLUMNS
 
 #: the class of replay kernels that match no eager kernel (counted in ``unattributed_ms``)
-UNATTRIBUTED = "fused-unattributed"
+UNATTRIBUTED = "unattributed"
 #: the row name of kernels launched outside every region, and of unmatched replay kernels
 OUTSIDE_REGIONS = "(outside regions)"
 UNMATCHED = "(unmatched replay kernels)"
