@@ -46,7 +46,7 @@ republish)
     --telemetry nvml --rounds ${ROUNDS:-5} --block-s ${BLOCK_S:-0.5} --aa-control --results-dir $RES"
   # smoke first: kernel-time profiling in a child process; fall back to the timing process if it fails
   PROFILE=(python3 -m orinprof)
-  if ! timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu -k "kernel_time" \
+  if [ -z "${SKIP_SMOKE:-}" ] && ! timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu -k "kernel_time" \
     tests/backends/test_torch_runner.py 2>&1 | tail -3; then
     echo "== child-process profiling failed its smoke test: profiling in the timing process"
     PROFILE=(python3 scripts/gpu_profile.py --torch-option profile_process=same --)
