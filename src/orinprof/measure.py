@@ -564,6 +564,7 @@ class ProfileRun:
             slot.int8_kernels.update(quantize.count_int8_kernels(optimised, attribute.dominant_class(runtime_classes)))
         if slot.model is not None and not any("layer_class" in p.columns for p in slot.profiles):
             slot.classes_for_profile = runtime_classes if runtime_classes is not None else slot.model.classes
+        slot.info = runner.info()  # again: what the profiling runs measured (torch: GPU busy/idle, INT8 kernels)
         if "gemm_counts" in slot.info.details:
             slot.gemm_counts = dict(slot.info.details["gemm_counts"])
         # backends without an optimised ONNX graph may report what ran themselves (torch)
@@ -702,6 +703,7 @@ class ProfileRun:
             cores = slot.lint.drop_duplicates(["block", "core"])
             extra["int8_mha_fusable_cores"] = f"{int((cores['verdict'] == 'fusable').sum())}/{len(cores)}"
         extra.update(_engine_facts(slot.info.details))
+        extra.update(slot.info.details.get("summary_facts") or {})  # a backend's measured columns
         row = results.summary_row(
             keys,
             slot.latencies,
@@ -714,6 +716,8 @@ class ProfileRun:
             trust_flags=flags,
             extra=extra,
         )
+        if "gpu_busy_ms" in row:  # kernel-time classes: the GPU's idle part of the timed forward
+            row["gpu_idle_ms"] = row["e2e_median_ms"] - row["gpu_busy_ms"]
         tables: dict[str, pd.DataFrame | None] = {
             "layers": layers.assign(**keys) if len(layers) else None,
             "class_times": pd.concat(per_iter, ignore_index=True).assign(**keys) if per_iter else None,

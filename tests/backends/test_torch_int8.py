@@ -179,3 +179,73 @@ def test_compiled_w8a8_matches_eager() -> None:
     eager = int8_linear(*args)
     compiled = compiled_int8_linear()(*args)
     assert torch.allclose(compiled, eager, atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- static scales, recipes
+
+
+def test_static_scale_linear_within_rounding_and_saturates_beyond_the_calibrated_range():
+    lin = _linear(64, 24)
+    x = torch.randn(1, 20, 64, dtype=torch.float64).float()
+    amax = float(x.abs().max())
+    q = w8a8_linear_class()(lin, "per_tensor_static", False, act_amax=amax)
+    with torch.no_grad():
+        got = q(x).double().numpy().reshape(20, 24)
+        exact = (x.double() @ lin.weight.double().T + lin.bias.double()).numpy().reshape(20, 24)
+    x2 = x.reshape(20, 64).double().numpy()
+    w = lin.weight.detach().double().numpy()
+    bound = _error_bound(x2, w, amax / QMAX * np.ones((20, 1)), np.abs(w).max(1) / QMAX)
+    assert np.all(np.abs(got - exact) <= bound * 1.001 + 1e-5)
+    # an input 4× beyond the calibrated range saturates at ±127 steps (TensorRT's behaviour)
+    with torch.no_grad():
+        big = q(4 * x).double().numpy().reshape(20, 24)
+        saturated = (torch.clamp(4 * x, -amax, amax).double() @ lin.weight.double().T + lin.bias.double()).numpy()
+    assert np.abs(big - saturated.reshape(20, 24)).max() <= bound.max() * 1.001 + 1e-5
+
+
+def test_static_scale_is_required_and_stays_fp32_under_half():
+    lin = _linear(16, 8)
+    with pytest.raises(ValueError, match="amax"):
+        w8a8_linear_class()(lin, "per_tensor_static", False)
+    q = w8a8_linear_class()(lin, "per_tensor_static", False, act_amax=2.54).half()
+    assert q.act_scale.dtype == torch.float32 and float(q.act_scale) == pytest.approx(2.54 / QMAX)
+
+
+def test_calibration_records_max_input_of_the_chosen_class_only():
+    from orinprof.backends.torch.int8 import calibrate_activation_amax
+
+    spec = models.get("bert-tiny")
+    model = models.build(spec).eval()
+    batches = [torch.randint(0, spec.config["vocab_size"], (1, 16)) for _ in range(3)]
+    mask, types = torch.ones(1, 16, dtype=torch.long), torch.zeros(1, 16, dtype=torch.long)
+    seen: dict[str, float] = {}
+
+    def spy(_m, args, name):  # an independent record of what the FFN up-projection saw
+        seen[name] = max(seen.get(name, 0.0), float(args[0].abs().max()))
+
+    up = "encoder.layer.0.intermediate.dense"
+    handle = model.get_submodule(up).register_forward_pre_hook(lambda m, a: spy(m, a, up))
+    amax = calibrate_activation_amax(model, spec.family, ("ffn",), lambda: [model(ids, mask, types) for ids in batches])
+    handle.remove()
+    ffn = {i.name for i in linear_layers(model, spec.family) if i.layer_class == "ffn"}
+    assert set(amax) == ffn
+    assert amax[up] == pytest.approx(seen[up])
+    assert not model.get_submodule(up)._forward_pre_hooks  # calibration removed its hooks
+
+
+def test_static_apply_without_calibration_is_a_one_line_error():
+    spec = models.get("bert-tiny")
+    with pytest.raises(OrinprofError, match="no calibrated activation range"):
+        apply_w8a8(models.build(spec), spec.family, ("ffn",), granularity="per_tensor_static")
+
+
+def test_recipes_resolve_per_device_kind():
+    from orinprof.backends.torch.int8 import AUTO_RECIPE, INT8_RECIPES, recipe_for, resolve_recipe
+
+    assert resolve_recipe("auto", "cpu").name == AUTO_RECIPE["cpu"]
+    assert resolve_recipe("auto", "cuda").name == AUTO_RECIPE["cuda"]
+    for name, recipe in INT8_RECIPES.items():
+        assert recipe_for(recipe.impl, recipe.act_granularity) == name
+    assert recipe_for("int_mm", "per_tensor") == "custom:int_mm/per_tensor"
+    with pytest.raises(OrinprofError, match="unknown int8_recipe 'fastest'"):
+        resolve_recipe("fastest", "cuda")

@@ -237,3 +237,87 @@ def test_cli_no_cuda_is_one_line_and_keeps_earlier_results(tmp_path):
     assert len(lines) == 1 and "no CUDA device" in lines[0] and "--device cpu" in lines[0]
     assert "Traceback" not in result.output
     assert earlier.read_text() == "kept\n"
+
+
+# --------------------------------------------------------------------------- INT8 recipes
+
+
+def test_runner_records_the_int8_recipe():
+    with _runner(precision="int8-ffn") as r:
+        details = r.info().details
+    assert details["int8_recipe"] == "w8a8-dynamic"  # auto on the CPU
+    # the summary gets the recipe; kernel facts come only from a CUDA profiling run
+    assert details["summary_facts"] == {"int8_recipe": "w8a8-dynamic"}
+    with _runner(precision="int8-ffn", extra={"int8_impl": "int_mm", "act_granularity": "per_tensor"}) as r:
+        assert r.info().details["int8_recipe"] == "custom:int_mm/per_tensor"
+    with _runner(precision="fp16") as r:
+        assert "int8_recipe" not in r.info().details
+
+
+def test_static_recipe_calibrates_and_stays_faithful():
+    feed = _feed()
+    extra = {"int8_impl": "int_mm", "act_granularity": "per_tensor_static"}
+    with _runner(precision="int8-all", extra=extra) as r:
+        out = r.infer(feed)["output"]
+        details = r.info().details
+        scales = [m.act_scale for m in r.module.modules() if getattr(m, "act_scale", None) is not None]
+    assert details["int8_recipe"] == "custom:int_mm/per_tensor_static"
+    assert "per_tensor_static" in details["precision_map"]["ffn linears"]
+    assert len(scales) == details["gemm_counts"]["gemms_int8_attention"] + details["gemm_counts"]["gemms_int8_ffn"]
+    with _runner(precision="fp32") as ref:
+        assert _cos(ref.infer(feed)["output"], out) > 0.99
+
+
+def test_unknown_recipe_and_timer_are_one_line_errors():
+    with pytest.raises(OrinprofError, match="unknown int8_recipe"):
+        _runner(precision="int8-all", extra={"int8_recipe": "trt-qdq"})
+    with pytest.raises(OrinprofError, match="unknown class_timer"):
+        _runner(extra={"class_timer": "nsys"})
+
+
+# --------------------------------------------------------------------------- kernel time (lent machine)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason=CUDA_REASON)
+@pytest.mark.parametrize("cuda_graph", [False, True])
+@pytest.mark.parametrize("plan", ["fp16", "int8-ffn"])
+def test_gpu_class_times_are_kernel_time_within_e2e(cuda_graph, plan):
+    feed = _feed("bert-tiny")
+    extra = {"int8_recipe": "w8a8-dynamic"}  # eager _int_mm: no compile time in a test
+    with _runner(device="cuda", precision=plan, cuda_graph=cuda_graph, extra=extra) as r:
+        lat = r.time_e2e(feed, TimingConfig(warmup_iters=5, warmup_s=0.0, iterations=50))
+        prof = r.profile_layers(feed, 5)
+        facts = r.info().details["summary_facts"]
+    per_iter = prof.groupby("iteration")["time_ms"].sum()
+    assert per_iter.median() == pytest.approx(facts["gpu_busy_ms"], rel=1e-6)
+    assert 0 < facts["gpu_busy_ms"] <= facts["profiled_span_ms"]
+    if cuda_graph:  # busy time fits in the replay's e2e; every replay kernel found its eager twin
+        assert facts["gpu_busy_ms"] <= float(np.median(lat)) * 1.02
+        assert facts["class_time_source"] == "kernels:cuda_graph_replay"
+        assert facts["kernels_unattributed"] <= 0.02 * facts["kernels_per_iteration"]
+    # 2 blocks × (up, down) through torch._int_mm in int8-ffn; none in fp16
+    assert facts["int8_kernels_ffn"] == (4 if plan == "int8-ffn" else 0)
+    assert facts["int8_kernels_attention"] == 0
+    by_class = prof.groupby("layer_class")["time_ms"].sum()
+    assert by_class["attention"] > 0 and by_class["ffn"] > 0
+
+
+def test_profiling_replica_in_a_child_process_gives_the_same_rows():
+    """profile_process='child' (the default for kernel time on CUDA, where a profiler session in
+    the timing process slowed later CUDA-graph replays 12–20 % on the H200): a spawned replica
+    with the same options profiles the same regions; it lives across calls and ends with the runner."""
+    feed = _feed()
+    with _runner(threads=1) as here:
+        same = here.profile_layers(feed, 2)
+    with _runner(threads=1, extra={"profile_process": "child"}) as r:
+        first = r.profile_layers(feed, 2)
+        second = r.profile_layers(feed, 3)
+        process = r._child[0]
+        assert process.is_alive()
+    assert not process.is_alive()
+    for rows, n in ((first, 2), (second, 3)):
+        assert list(rows.columns) == list(same.columns)
+        assert rows["iteration"].nunique() == n
+        assert set(zip(rows["layer"], rows["layer_class"])) == set(zip(same["layer"], same["layer_class"]))
+        assert (rows["time_ms"] > 0).all()

@@ -25,6 +25,14 @@ def _attention_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: tor
     return torch.matmul(probs, v)
 
 
+class _CoreSlot:
+    """Mixin: the attention core a module calls, replaceable per module instance (the torch
+    backend swaps in SDPA or SageAttention on its private copy; the default is the written-out core
+    that the ONNX export needs)."""
+
+    attention_core = staticmethod(_attention_core)
+
+
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     b, s, e = x.shape
     return x.view(b, s, heads, e // heads).transpose(1, 2)
@@ -38,7 +46,7 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- BERT
 
 
-class BertSelfAttention(nn.Module):
+class BertSelfAttention(_CoreSlot, nn.Module):
     def __init__(self, hidden: int, heads: int, head_dim: int | None = None) -> None:
         super().__init__()
         self.heads = heads
@@ -51,7 +59,7 @@ class BertSelfAttention(nn.Module):
         q = _split_heads(self.query(x), self.heads)
         k = _split_heads(self.key(x), self.heads)
         v = _split_heads(self.value(x), self.heads)
-        return _merge_heads(_attention_core(q, k, v, bias))
+        return _merge_heads(self.attention_core(q, k, v, bias))
 
 
 class BertSelfOutput(nn.Module):
@@ -155,7 +163,7 @@ class Bert(nn.Module):
 # ----------------------------------------------------------------------------- ViT
 
 
-class PreLNBlock(nn.Module):
+class PreLNBlock(_CoreSlot, nn.Module):
     """Pre-LN transformer block with separate Q/K/V (ViT) and a GELU MLP."""
 
     def __init__(self, hidden: int, heads: int, ffn: int, eps: float) -> None:
@@ -173,7 +181,7 @@ class PreLNBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
         q, k, v = (_split_heads(p(h), self.heads) for p in (self.query, self.key, self.value))
-        x = x + self.attn_out(_merge_heads(_attention_core(q, k, v, None)))
+        x = x + self.attn_out(_merge_heads(self.attention_core(q, k, v, None)))
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
 
 
@@ -205,7 +213,7 @@ class ViT(nn.Module):
 # ----------------------------------------------------------------------------- GPT-2
 
 
-class GPT2Attention(nn.Module):
+class GPT2Attention(_CoreSlot, nn.Module):
     def __init__(self, hidden: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
@@ -215,7 +223,7 @@ class GPT2Attention(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         q, k, v = self.c_attn(x).split(x.shape[-1], dim=-1)
         q, k, v = (_split_heads(t, self.heads) for t in (q, k, v))
-        return self.c_proj(_merge_heads(_attention_core(q, k, v, bias)))
+        return self.c_proj(_merge_heads(self.attention_core(q, k, v, bias)))
 
 
 class GPT2MLP(nn.Module):
@@ -295,7 +303,7 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-class LlamaAttention(nn.Module):
+class LlamaAttention(_CoreSlot, nn.Module):
     def __init__(self, hidden: int, heads: int, kv_heads: int, theta: float) -> None:
         super().__init__()
         self.heads, self.kv_heads = heads, kv_heads
@@ -316,7 +324,7 @@ class LlamaAttention(nn.Module):
         rep = self.heads // self.kv_heads  # grouped-query attention: share each K/V head
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        return self.o_proj(_merge_heads(_attention_core(q, k, v, bias)))
+        return self.o_proj(_merge_heads(self.attention_core(q, k, v, bias)))
 
 
 class LlamaMLP(nn.Module):

@@ -35,7 +35,61 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INT8_IMPLS = ("int_mm", "int_mm_compiled", "torchao")
-ACT_GRANULARITIES = ("per_token", "per_tensor")
+#: ``per_tensor_static``: one activation scale per layer, calibrated before the run (TensorRT's
+#: implicit INT8 calibration does the same), so no amax reduction runs per call
+ACT_GRANULARITIES = ("per_token", "per_tensor", "per_tensor_static")
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """A named W8A8 recipe of the torch backend: the GEMM implementation and the activation
+    scales."""
+
+    name: str
+    impl: str
+    act_granularity: str
+    description: str
+
+
+#: the torch backend's INT8 recipes (``int8_recipe``); ``auto`` picks :data:`AUTO_RECIPE`
+INT8_RECIPES: dict[str, Int8Recipe] = {
+    r.name: r
+    for r in (
+        Int8Recipe("w8a8-dynamic", "int_mm", "per_token", "eager torch._int_mm, dynamic per-token scales"),
+        Int8Recipe(
+            "w8a8-dynamic-compiled",
+            "int_mm_compiled",
+            "per_token",
+            "torch._int_mm with quantize and rescale fused by torch.compile, dynamic per-token scales",
+        ),
+        Int8Recipe(
+            "w8a8-static-compiled",
+            "int_mm_compiled",
+            "per_tensor_static",
+            "torch._int_mm with quantize and rescale fused by torch.compile, static per-tensor activation "
+            "scales calibrated on synthetic inputs (as TensorRT calibrates)",
+        ),
+        Int8Recipe("torchao", "torchao", "per_token", "torchao Int8DynamicActivationInt8WeightConfig"),
+    )
+}
+RECIPE_CHOICES = ("auto", *INT8_RECIPES)
+#: ``auto`` per device kind: on CPU, eager (compiling costs more than it saves in a short run)
+AUTO_RECIPE = {"cpu": "w8a8-dynamic", "cuda": "w8a8-static-compiled"}
+
+
+def resolve_recipe(name: str, device_kind: str) -> Int8Recipe:
+    check_choice(name, RECIPE_CHOICES, "int8_recipe")
+    return INT8_RECIPES[AUTO_RECIPE[device_kind] if name == "auto" else name]
+
+
+def recipe_for(impl: str, act_granularity: str) -> str:
+    """The recipe name of an explicit (impl, granularity) pair; ``custom:…`` when none matches."""
+    for r in INT8_RECIPES.values():
+        if (r.impl, r.act_granularity) == (impl, act_granularity):
+            return r.name
+    return f"custom:{impl}/{act_granularity}"
+
+
 #: symmetric int8 range; -128 is left out so that the range is symmetric (as torchao and TensorRT)
 QMAX = 127
 #: smallest scale: an all-zero row quantizes to zeros instead of dividing by zero
@@ -149,6 +203,8 @@ def quantize_activation(x2d: torch.Tensor, granularity: str) -> tuple[torch.Tens
     import torch
 
     x = x2d.float()
+    if granularity == "per_tensor_static":
+        raise ValueError("static activation scales come from calibration: use quantize_activation_static")
     if granularity == "per_token":
         amax = x.abs().amax(dim=1, keepdim=True)
     else:
@@ -156,6 +212,14 @@ def quantize_activation(x2d: torch.Tensor, granularity: str) -> tuple[torch.Tens
     scale = (amax / QMAX).clamp(min=SCALE_EPS)
     q = torch.round(x / scale).clamp(-QMAX, QMAX).to(torch.int8)
     return q, scale
+
+
+def quantize_activation_static(x2d: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Int8 of a ``(M, K)`` activation with a calibrated fp32 ``(1, 1)`` scale (values beyond the
+    calibrated range saturate at ±127, as in TensorRT)."""
+    import torch
+
+    return torch.round(x2d.float() / scale).clamp(-QMAX, QMAX).to(torch.int8)
 
 
 def int8_linear(
@@ -167,11 +231,13 @@ def int8_linear(
     out_features: int,
     k_pad: int = 0,
     min_rows: int = 0,
+    act_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``y = x Wᵀ + b`` through int8: ``weight_int8_t`` is the ``(K, N)`` transpose view of a
     contiguous ``(N, K)`` int8 weight (column-major, the operand layout torchao passes to
     ``_int_mm``), ``weight_scale`` fp32 ``(1, N)``.  ``k_pad``/``min_rows`` satisfy CUDA's
-    ``_int_mm`` rules (K a multiple of 8, more than 16 rows) with zero padding."""
+    ``_int_mm`` rules (K a multiple of 8, more than 16 rows) with zero padding.  ``act_scale``
+    (fp32 ``(1, 1)``) replaces the dynamic activation scale when given."""
     import torch
     from torch.nn import functional as F
 
@@ -181,7 +247,10 @@ def int8_linear(
     row_pad = max(0, min_rows - rows)
     if k_pad or row_pad:  # zero rows/columns change no dot product and no per-token scale
         x2 = F.pad(x2, (0, k_pad, 0, row_pad))
-    xq, x_scale = quantize_activation(x2, granularity)
+    if act_scale is not None:
+        xq, x_scale = quantize_activation_static(x2, act_scale), act_scale
+    else:
+        xq, x_scale = quantize_activation(x2, granularity)
     acc = torch._int_mm(xq, weight_int8_t)
     # fp32 epilogue: |acc| reaches 127²·K (5·10⁷ at K = 3072), far beyond fp16's 65504
     y = acc.float().mul_(x_scale).mul_(weight_scale)
@@ -210,6 +279,7 @@ def compiled_int8_linear() -> Any:
 @functools.cache
 def w8a8_linear_class() -> type:
     """The ``W8A8Linear`` module class (built on first use so that torch loads late)."""
+    import torch
     from torch import nn
     from torch.nn import functional as F
 
@@ -220,8 +290,16 @@ def w8a8_linear_class() -> type:
         weight_int8: torch.Tensor
         weight_scale: torch.Tensor
         bias: torch.Tensor | None
+        act_scale: torch.Tensor | None
 
-        def __init__(self, linear: nn.Linear, granularity: str, cuda_shapes: bool, compiled: bool = False) -> None:
+        def __init__(
+            self,
+            linear: nn.Linear,
+            granularity: str,
+            cuda_shapes: bool,
+            compiled: bool = False,
+            act_amax: float | None = None,
+        ) -> None:
             super().__init__()
             self.compiled = compiled
             self.in_features = linear.in_features
@@ -240,12 +318,21 @@ def w8a8_linear_class() -> type:
             self.register_buffer("weight_scale", scale.reshape(1, -1))
             bias = linear.bias.detach().clone() if linear.bias is not None else None
             self.register_buffer("bias", bias)
+            if granularity == "per_tensor_static":
+                if act_amax is None:
+                    raise ValueError("per_tensor_static needs the calibrated activation amax")
+                amax = torch.tensor([[max(float(act_amax), 0.0)]], dtype=torch.float32)
+                self.register_buffer("act_scale", (amax / QMAX).clamp(min=SCALE_EPS))
+            else:
+                self.act_scale = None
 
         def _apply(self, fn: Any, recurse: bool = True) -> W8A8Linear:  # type: ignore[override]
             # .half()/.to(dtype) must not touch the fp32 scales; device moves still apply
-            scale = self.weight_scale
+            scale, act_scale = self.weight_scale, self.act_scale
             super()._apply(fn, recurse)
             self.weight_scale = scale.to(self.weight_int8.device)
+            if act_scale is not None:
+                self.act_scale = act_scale.to(self.weight_int8.device)
             return self
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -259,6 +346,7 @@ def w8a8_linear_class() -> type:
                 self.out_features,
                 self.k_pad,
                 self.min_rows,
+                self.act_scale,
             )
 
         def extra_repr(self) -> str:
@@ -283,11 +371,14 @@ def apply_w8a8(
     impl: str = "int_mm",
     granularity: str = "per_token",
     cuda_shapes: bool = False,
+    act_amax: Mapping[str, float] | None = None,
 ) -> QuantReport:
     """Replace (in place) the ``nn.Linear`` layers of ``classes`` with W8A8 linears.
 
     ``model`` is the runner's private copy (built by the runner, never the caller's object), already
     in its device and compute dtype.  ``cuda_shapes`` pads to CUDA's ``_int_mm`` shape rules.
+    ``act_amax`` (layer name → calibrated max |input|, from :func:`calibrate_activation_amax`) is
+    required by ``per_tensor_static``.
     """
     check_choice(impl, INT8_IMPLS, "INT8 implementation")
     check_choice(granularity, ACT_GRANULARITIES, "activation granularity")
@@ -297,11 +388,19 @@ def apply_w8a8(
     if impl == "torchao":
         _apply_torchao(model, {info.name for info in chosen}, granularity)
         return QuantReport(chosen, kept, impl, granularity, ())
+    if granularity == "per_tensor_static":
+        missing = [info.name for info in chosen if info.name not in (act_amax or {})]
+        if missing:
+            raise OrinprofError(
+                f"no calibrated activation range for {len(missing)} layer(s), e.g. {missing[0]}",
+                "calibrate with calibrate_activation_amax before applying a static recipe",
+            )
     cls = w8a8_linear_class()
     padded = []
     for info in chosen:
         linear = model.get_submodule(info.name)
-        new = cls(linear, granularity, cuda_shapes, compiled=impl == "int_mm_compiled")
+        amax = (act_amax or {}).get(info.name)
+        new = cls(linear, granularity, cuda_shapes, compiled=impl == "int_mm_compiled", act_amax=amax)
         n_padded = -(-info.out_features // 8) * 8 if cuda_shapes else info.out_features
         if new.k_pad or n_padded != info.out_features:
             note = f"{info.name}: K {info.in_features}→{info.in_features + new.k_pad}, N {info.out_features}→{n_padded}"
@@ -309,6 +408,33 @@ def apply_w8a8(
             log.info("padding %s for CUDA _int_mm (K and N must be multiples of 8)", note)
         _set_submodule(model, info.name, new.to(linear.weight.device))
     return QuantReport(chosen, kept, impl, granularity, tuple(padded))
+
+
+def calibrate_activation_amax(
+    model: Any, family: str, classes: tuple[str, ...] | list[str], run_batches: Any
+) -> dict[str, float]:
+    """Max |input| of every ``nn.Linear`` of ``classes`` over the forwards ``run_batches()`` makes
+    (max calibration, as TensorRT's ``IInt8MinMaxCalibrator``); the model is unchanged."""
+    import torch
+
+    amax: dict[str, float] = {}
+    handles = []
+    for info in linear_layers(model, family):
+        if info.layer_class not in classes:
+            continue
+
+        def hook(_module: Any, args: Any, name: str = info.name) -> None:
+            value = float(args[0].detach().abs().amax().float())
+            amax[name] = max(amax.get(name, 0.0), value)
+
+        handles.append(model.get_submodule(info.name).register_forward_pre_hook(hook))
+    try:
+        with torch.inference_mode():
+            run_batches()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return amax
 
 
 def _apply_torchao(model: Any, names: set[str], granularity: str) -> None:

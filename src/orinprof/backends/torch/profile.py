@@ -12,9 +12,17 @@ Regions never overlap, so their sum is at most the end-to-end time; residual add
 and the like fall between regions and are not reported (the caller's ``layer_sum_ms`` vs e2e shows
 them).
 
-On CUDA each hook records a ``torch.cuda.Event`` on the current stream (no synchronisation
-inside the forward); the iteration synchronises once at the end and reads every elapsed time.  On
-CPU the hooks read ``time.perf_counter`` (the forward is synchronous there).
+Two ways to time the regions:
+
+* :func:`profile_kernels` (CUDA, the default): the regions open ``record_function`` ranges and the
+  time of a region is the summed duration of the GPU kernels launched inside it, read through
+  ``torch.profiler``; with a CUDA graph, the graph's replays are profiled and their kernels
+  attributed by alignment to an eager pass (:mod:`.kernels`).  Class times then sum to the GPU's
+  busy time.
+* :func:`profile_modules` (CPU, or ``class_timer="events"`` on CUDA): each hook records a
+  ``torch.cuda.Event`` on the current stream (no synchronisation inside the forward) or reads
+  ``time.perf_counter`` on CPU.  On a GPU these spans include launch gaps and queueing, and their
+  sum can exceed the end-to-end time (the audit measured 3.7–15× e2e on an H100).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from orinprof.backends.base import RAW_PROFILE_COLUMNS, Progress
+from orinprof.backends.torch import kernels as kern
 from orinprof.backends.torch.int8 import linear_layers
 
 log = logging.getLogger(__name__)
@@ -203,3 +212,104 @@ def profile_modules(
     df["block"] = df["block"].astype("Int64")  # missing outside transformer blocks, never 0
     log.debug("profiled %d regions × %d iterations", len(regions), iterations)
     return df
+
+
+@dataclass(frozen=True)
+class KernelProfile:
+    """What :func:`profile_kernels` measured: raw profile rows, summary facts and the per-kernel
+    table of the profiled pass (replay when a graph was given, else eager)."""
+
+    rows: pd.DataFrame
+    facts: kern.KernelFacts
+    kernels: pd.DataFrame
+
+
+def _region_infos(regions: list[Region]) -> list[kern.RegionInfo]:
+    return [kern.RegionInfo(r.name, r.layer_class, r.block, r.op_type) for r in regions]
+
+
+def _profiled_pass(
+    forward: Callable[[], Any], iterations: int, progress: Progress | None
+) -> tuple[Any, dict[int, float]]:
+    """Run ``forward`` ``iterations`` times under torch.profiler (CUDA activities), each inside an
+    iteration range that ends with a synchronisation; returns the events and each iteration's
+    device-timed span (CUDA events around the forward) in ms."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iterations)]
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for it, (start, end) in enumerate(pairs):
+            with record_function(f"{kern.ITERATION_PREFIX}{it}"):
+                start.record()
+                forward()
+                end.record()
+                torch.cuda.synchronize()
+            if progress:
+                progress(it + 1, iterations)
+    spans = {it: float(start.elapsed_time(end)) for it, (start, end) in enumerate(pairs)}
+    return prof.events(), spans
+
+
+def _region_hooks(model: Any, regions: list[Region]) -> list[Any]:
+    """Hooks that open a ``record_function`` range per region (closed by the end module's hook)."""
+    from torch.autograd.profiler import record_function
+
+    handles = []
+    open_ranges: dict[int, Any] = {}
+    for i, region in enumerate(regions):
+
+        def pre(_module: Any, _args: Any, i: int = i) -> None:
+            rf = record_function(f"{kern.REGION_PREFIX}{i}")
+            rf.__enter__()
+            open_ranges[i] = rf
+
+        def post(_module: Any, _args: Any, _out: Any, i: int = i) -> None:
+            rf = open_ranges.pop(i, None)
+            if rf is not None:
+                rf.__exit__(None, None, None)
+
+        handles.append(model.get_submodule(region.start).register_forward_pre_hook(pre))
+        handles.append(model.get_submodule(region.end).register_forward_hook(post))
+    return handles
+
+
+def profile_kernels(
+    model: Any,
+    family: str,
+    forward: Callable[[], Any],
+    iterations: int,
+    replay: Callable[[], Any] | None = None,
+    reference_iterations: int = 2,
+    progress: Progress | None = None,
+) -> KernelProfile:
+    """Per-region GPU kernel time on CUDA.  Without ``replay``: ``iterations`` eager forwards with
+    region ranges.  With ``replay`` (a captured CUDA graph's ``replay``): ``reference_iterations``
+    eager forwards give the attributed kernel sequence, then ``iterations`` replays are profiled
+    and aligned to it."""
+    regions = module_regions(model, family)
+    infos = _region_infos(regions)
+    handles = _region_hooks(model, regions)
+    try:
+        eager_events, eager_spans = _profiled_pass(
+            forward, reference_iterations if replay is not None else iterations, None if replay else progress
+        )
+    finally:
+        for handle in handles:
+            handle.remove()
+    eager = kern.kernels_from_events(eager_events)
+    if not eager:
+        raise RuntimeError("torch.profiler recorded no GPU kernels (is CUPTI available?)")
+    if not kern.has_region_spans(eager_events):
+        raise RuntimeError("torch.profiler did not put the region ranges on the GPU timeline")
+    eager_facts = kern.kernel_facts(eager, infos, eager_spans, "eager")
+    if replay is None:
+        kernels, spans, facts = eager, eager_spans, eager_facts
+    else:
+        events, spans = _profiled_pass(replay, iterations, progress)
+        kernels = kern.attribute_replay(kern.reference_iteration(eager), kern.kernels_from_events(events))
+        facts = kern.kernel_facts(kernels, infos, spans, "cuda_graph_replay")
+        facts.eager_gpu_busy_ms = eager_facts.gpu_busy_ms
+    rows = kern.kernel_rows(kernels, infos, sorted(spans))
+    log.debug("kernel profile: %d kernels per iteration (%s)", facts.kernels_per_iteration, facts.source)
+    return KernelProfile(rows, facts, kern.kernel_table(kernels, infos))
