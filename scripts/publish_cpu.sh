@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every CPU result published in README.md and results/README.md, in one go. Run it on a quiet
+# machine from the repository root with orinprof installed (the quick start's venv):
+#
+#   bash scripts/publish_cpu.sh            # OUT=results/cpu-YYYY-MM-DD by default
+#
+# What it runs, in order (each command's output is kept under $OUT):
+#   1. the README quick start's main job (bert-base, five plans, seq 128, A/A control), timed
+#   2. repeatability, placebo and A/A over 3 separate runs (scripts/trust_benchmarks.py repeat)
+#   3. INT8 recipes on ONNX Runtime vs its own quantize_dynamic (scripts/cpu_benchmarks.py recipes)
+#   4. cards 6 and 10: the pruning variants, interleaved in rounds (orinprof cards pruning)
+#   5. the cost of the new measurement design against the previous release (trust_benchmarks cost)
+#   6. card 3's outliers on the real MiniLM weights, then card verdicts over everything published
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-results/cpu-$(date -u +%Y-%m-%d)}"
+OLD_REV="${OLD_REV:-d42326a}" # the release before interleaved rounds (for the cost benchmark)
+STEPS="${STEPS:-1 2 3 4 5 6}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 COLUMNS=80
+
+step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+if step 1; then
+  start=$(date +%s)
+  orinprof profile --model bert-base --precisions fp32,fp16,int8-attn,int8-ffn,int8-all --seq 128 \
+    --aa-control --results-dir "$OUT" | tee "$OUT/quickstart.txt"
+  echo "wall time of the quick start's main job: $(($(date +%s) - start)) s" | tee -a "$OUT/quickstart.txt"
+fi
+if step 2; then
+  python scripts/trust_benchmarks.py repeat --runs 3 --model bert-base --seq 128 --out "$OUT/repeatability-runs" \
+    | tee "$OUT/repeatability.txt"
+fi
+if step 3; then
+  python scripts/cpu_benchmarks.py recipes --model bert-base --seq 128 --rounds 10 --iterations 20 \
+    | tee "$OUT/int8-recipes.txt"
+fi
+if step 4; then
+  orinprof cards pruning --model bert-base --seq 128 --iterations 20 --results-dir "$OUT" | tee "$OUT/pruning.txt"
+fi
+if step 5; then
+  old=$(mktemp -d)
+  git worktree add -q --detach "$old/tree" "$OLD_REV"
+  python scripts/trust_benchmarks.py cost --old-src "$old/tree/src" --model bert-base --seq 128 \
+    --precisions fp32,int8-attn --out "$old/runs" | tee "$OUT/cost.txt"
+  git worktree remove --force "$old/tree"
+fi
+if step 6; then
+  orinprof cards outliers --model minilm-l6 --out "$OUT/outliers.csv" | tee "$OUT/outliers.txt"
+  orinprof cards validate results --out "$OUT/verdicts.csv" | tee "$OUT/validate.txt"
+fi
+echo "done: $OUT"
