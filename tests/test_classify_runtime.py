@@ -57,17 +57,27 @@ def _layers(runtime_map: pd.DataFrame) -> pd.DataFrame:
     return attribute_layers(raw, runtime_map)
 
 
-def _key_nodes(source: AnalysedModel) -> pd.DataFrame:
-    """The source GEMM and attention nodes that do work at run time: not constant-folded, shape
-    arithmetic included (every export here has static shapes, so every ``Shape`` is a constant
-    and ONNX Runtime folds what is computed from it)."""
+def _working_nodes(source: AnalysedModel) -> pd.DataFrame:
+    """The source nodes that do work at run time: not constant-folded, shape arithmetic included
+    (every export here has static shapes, so every ``Shape`` is a constant and ONNX Runtime
+    folds what is computed from it)."""
     c = source.classes
     const = constant_tensors(source.proto.graph, also_constant=lambda n: n.op_type in ("Shape", "Size"))
-    working = [not all(o in const for o in n.output if o) for n in source.graph.nodes]
-    return c[(c["op_type"].isin(GEMM_OPS) | (c["layer_class"] == "attention")) & pd.Series(working, index=c.index)]
+    return c[[not all(o in const for o in n.output if o) for n in source.graph.nodes]]
 
 
-def _landed(plan: AnalysedModel, runtime_map: pd.DataFrame, layers: pd.DataFrame) -> tuple[float, list[str]]:
+def _key_nodes(source: AnalysedModel) -> pd.DataFrame:
+    """The source GEMM and attention nodes that do work at run time."""
+    c = _working_nodes(source)
+    return c[c["op_type"].isin(GEMM_OPS) | (c["layer_class"] == "attention")]
+
+
+def _landed(
+    plan: AnalysedModel,
+    runtime_map: pd.DataFrame,
+    layers: pd.DataFrame,
+    nodes: Callable[..., pd.DataFrame] = _key_nodes,
+) -> tuple[float, list[str]]:
     """Share of the key source nodes the plan runs whose runtime layer carries their source class,
     and the misses."""
     fractions = class_fractions(layers)
@@ -76,7 +86,7 @@ def _landed(plan: AnalysedModel, runtime_map: pd.DataFrame, layers: pd.DataFrame
         if isinstance(members, str):
             for m in members.split(";"):
                 carried.setdefault(m, set()).update(fractions[node])
-    key = _key_nodes(plan.root)
+    key = nodes(plan.root)
     key = key[key["node"].isin(plan.classes["node"])]
     misses = [
         f"{n} ({c} → {sorted(carried.get(n, set())) or 'no layer'})"
@@ -108,6 +118,9 @@ def _check_every_plan(exported: export.ExportedModel, tmp: Path) -> dict[tuple[s
             layers = _layers(runtime_map)
             share, misses = _landed(plan, runtime_map, layers)
             assert share >= TARGET, f"{name} {level}: {share:.1%} in class; misses: {misses[:8]}"
+            # the same holds for every working node, norms, embeddings and "other" included
+            share, misses = _landed(plan, runtime_map, layers, _working_nodes)
+            assert share >= TARGET, f"{name} {level}: {share:.1%} of all nodes in class; misses: {misses[:8]}"
             # nothing fell silently into "other": unattributed layers are few, and reported
             totals = class_totals(layers)
             assert totals["unattributed_ms"] <= 0.05 * totals["layer_sum_ms"], (

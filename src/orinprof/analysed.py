@@ -296,10 +296,12 @@ class _RuntimeIndex:
         sinks, sinks_complete = self.resolve(node.output, upward=False)
         sources, sources_complete = self.resolve(node.input, upward=True)
         if i in self.same:
-            # the node it is writes the same tensors; its inputs may have moved upstream (a removed
-            # no-op Cast, an absorbed Transpose), so they come from the runtime graph when known
+            # the node it is writes its tensors; its inputs may have moved upstream (a removed no-op
+            # Cast, an absorbed Transpose), so they come from the runtime graph when known
             same = self.known.nodes[self.same[i]]
-            sinks, sinks_complete = {t for t in same.output if t and not self.known.is_const(t)}, True
+            own = {t for t in same.output if t and not self.known.is_const(t)}
+            # it may also write what a node after it wrote (ORT's Div absorbing the Mul after it)
+            sinks, sinks_complete = own | (sinks if sinks_complete else set()), True
             if not sources_complete:
                 sources, sources_complete = set(self.known.act_inputs(self.same[i])), True
         if sinks and sinks_complete and sources_complete:
