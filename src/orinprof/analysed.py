@@ -172,6 +172,28 @@ def inherit_classes(source: AnalysedModel, proto: onnx.ModelProto) -> pd.DataFra
 RUNTIME_PASS_THROUGH = PASS_THROUGH | SHAPE_OPS | {"ReorderInput", "ReorderOutput", "DynamicQuantizeLinear"}
 
 
+#: what ONNX Runtime's fused contrib ops implement (``onnxruntime/core/graph/contrib_ops``): a chain
+#: of rewritten nodes mapped as one region (:meth:`_RuntimeIndex.regions`) gives each of these the
+#: region's nodes of these classes; the classes themselves still come from the source map
+CONTRIB_OP_CLASSES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention", "RotaryEmbedding"),
+        ("attention",),
+    ),
+    "EmbedLayerNormalization": ("embedding", "norm"),
+    **dict.fromkeys(
+        (
+            "SkipLayerNormalization",
+            "SkipSimplifiedLayerNormalization",
+            "LayerNormalization",
+            "SimplifiedLayerNormalization",
+        ),
+        ("norm", "other"),
+    ),
+    **dict.fromkeys(("Gelu", "BiasGelu", "FastGelu", "QuickGelu"), ("ffn",)),
+}
+
+
 @dataclass
 class _RuntimeIndex:
     """A runtime graph beside the graph it was optimised from."""
@@ -366,7 +388,12 @@ def map_runtime_graph(model: AnalysedModel, runtime: Graph) -> pd.DataFrame:
             evidence[i] = "name" if i in index.same else "tensors"
     for group, found in index.regions(set(range(len(runtime.nodes))) - set(members)):
         for i in group:
-            members[i], evidence[i] = found, "region"
+            if runtime.nodes[i].op_type in RUNTIME_PASS_THROUGH:
+                continue  # carries a tensor on: takes a neighbour's class below
+            # within a chain, a contrib op takes the part of the chain its kind implements
+            kind = CONTRIB_OP_CLASSES.get(runtime.nodes[i].op_type, ())
+            own = {m for m in found if node_class[m] in kind}
+            members[i], evidence[i] = own or found, "region"
     # a runtime pass-through node that maps to nothing of its own (a reshape or cast between two
     # fused nodes, or of a tensor both graphs have): the runtime node whose members write the
     # known tensor it carries on (the Gemm before a reshape), else the runtime node it feeds,
