@@ -58,8 +58,10 @@ class AnalysedModel:
 
     @classmethod
     def load(cls, path: Path, *, save_map: bool = True) -> AnalysedModel:
-        """Load and classify a source ONNX file (once); the map is saved beside it."""
-        proto = load_onnx(path)
+        """Load and classify a source ONNX file (once); the map is saved beside it.  Weights kept
+        beside the graph (models over 2 GB) are not read: the class map and the costs need the
+        graph and the weights' shapes only."""
+        proto = load_onnx(path, external_data=False)
         classes = classify.classify(proto)
         if save_map:
             classify.save_layer_map(classes, path)
