@@ -225,3 +225,21 @@ def test_each_file_is_loaded_and_classified_once(tiny_export, tmp_path: Path, mo
         _ = model.graph, model.classes, model.flops
     assert sorted(loads) == sorted(str(p) for p in (exported.path, *plan_paths))
     assert len(classified) == 1
+
+
+def test_weights_beside_the_graph_are_not_read(tiny_export, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A model over protobuf's 2 GB keeps its weights in a side file (``export.atomic_save_onnx``);
+    the analysis reads the graph only, and its class map and costs equal those with the weights."""
+    original = tiny_export("bert-tiny").path
+    path = tmp_path / "m.onnx"
+    onnx.save_model(
+        onnx.load(str(original)), str(path), save_as_external_data=True, location="m.data", size_threshold=1024
+    )
+    model = onnx.load(str(original))
+    light = AnalysedModel.load(path, save_map=False)
+    assert sum(i.ByteSize() for i in light.proto.graph.initializer) < 0.05 * sum(
+        i.ByteSize() for i in model.graph.initializer
+    )
+    assert light.classes.equals(classify.classify(model))
+    full = AnalysedModel(path, model, light.classes)
+    assert light.costs.equals(full.costs)

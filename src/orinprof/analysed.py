@@ -58,8 +58,10 @@ class AnalysedModel:
 
     @classmethod
     def load(cls, path: Path, *, save_map: bool = True) -> AnalysedModel:
-        """Load and classify a source ONNX file (once); the map is saved beside it."""
-        proto = load_onnx(path)
+        """Load and classify a source ONNX file (once); the map is saved beside it.  Weights kept
+        beside the graph (models over 2 GB) are not read: the class map and the costs need the
+        graph and the weights' shapes only."""
+        proto = load_onnx(path, external_data=False)
         classes = classify.classify(proto)
         if save_map:
             classify.save_layer_map(classes, path)
@@ -170,6 +172,28 @@ def inherit_classes(source: AnalysedModel, proto: onnx.ModelProto) -> pd.DataFra
 #: around a Gemm, the NCHWc layout reorders of the CPU provider's Conv, the dynamic quantizer of
 #: ``DynamicQuantizeMatMul``): mapped through their tensors, else they take a neighbour's class
 RUNTIME_PASS_THROUGH = PASS_THROUGH | SHAPE_OPS | {"ReorderInput", "ReorderOutput", "DynamicQuantizeLinear"}
+
+
+#: what ONNX Runtime's fused contrib ops implement (``onnxruntime/core/graph/contrib_ops``): a chain
+#: of rewritten nodes mapped as one region (:meth:`_RuntimeIndex.regions`) gives each of these the
+#: region's nodes of these classes; the classes themselves still come from the source map
+CONTRIB_OP_CLASSES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention", "RotaryEmbedding"),
+        ("attention",),
+    ),
+    "EmbedLayerNormalization": ("embedding", "norm"),
+    **dict.fromkeys(
+        (
+            "SkipLayerNormalization",
+            "SkipSimplifiedLayerNormalization",
+            "LayerNormalization",
+            "SimplifiedLayerNormalization",
+        ),
+        ("norm", "other"),
+    ),
+    **dict.fromkeys(("Gelu", "BiasGelu", "FastGelu", "QuickGelu"), ("ffn",)),
+}
 
 
 @dataclass
@@ -296,10 +320,12 @@ class _RuntimeIndex:
         sinks, sinks_complete = self.resolve(node.output, upward=False)
         sources, sources_complete = self.resolve(node.input, upward=True)
         if i in self.same:
-            # the node it is writes the same tensors; its inputs may have moved upstream (a removed
-            # no-op Cast, an absorbed Transpose), so they come from the runtime graph when known
+            # the node it is writes its tensors; its inputs may have moved upstream (a removed no-op
+            # Cast, an absorbed Transpose), so they come from the runtime graph when known
             same = self.known.nodes[self.same[i]]
-            sinks, sinks_complete = {t for t in same.output if t and not self.known.is_const(t)}, True
+            own = {t for t in same.output if t and not self.known.is_const(t)}
+            # it may also write what a node after it wrote (ORT's Div absorbing the Mul after it)
+            sinks, sinks_complete = own | (sinks if sinks_complete else set()), True
             if not sources_complete:
                 sources, sources_complete = set(self.known.act_inputs(self.same[i])), True
         if sinks and sinks_complete and sources_complete:
@@ -364,7 +390,12 @@ def map_runtime_graph(model: AnalysedModel, runtime: Graph) -> pd.DataFrame:
             evidence[i] = "name" if i in index.same else "tensors"
     for group, found in index.regions(set(range(len(runtime.nodes))) - set(members)):
         for i in group:
-            members[i], evidence[i] = found, "region"
+            if runtime.nodes[i].op_type in RUNTIME_PASS_THROUGH:
+                continue  # carries a tensor on: takes a neighbour's class below
+            # within a chain, a contrib op takes the part of the chain its kind implements
+            kind = CONTRIB_OP_CLASSES.get(runtime.nodes[i].op_type, ())
+            own = {m for m in found if node_class[m] in kind}
+            members[i], evidence[i] = own or found, "region"
     # a runtime pass-through node that maps to nothing of its own (a reshape or cast between two
     # fused nodes, or of a tensor both graphs have): the runtime node whose members write the
     # known tensor it carries on (the Gemm before a reshape), else the runtime node it feeds,
