@@ -121,3 +121,22 @@ def _engine_precisions(models_dir: Path, version: str, plan: str) -> dict[str, s
             engine = json.loads(sidecar.with_suffix(".engine").read_text())
             return {lay["Name"]: lay["Outputs"][0]["Format/Datatype"] for lay in engine["info"]["Layers"]}
     raise AssertionError(f"no {version} engine for {plan}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorrt", "trtexec"])
+def test_strongly_typed_10_3_profiles_every_plan(tmp_path: Path, models_dir: Path, monkeypatch, backend: str) -> None:  # type: ignore[no-untyped-def]
+    """``--strongly-typed`` on TensorRT 10.3 (JetPack 6.1/6.2): every plan builds strongly typed, the
+    INT8 plans from their FP16 Q/DQ form (the fakes fail a strong build given precision flags)."""
+    if backend == "tensorrt":
+        monkeypatch.setitem(sys.modules, "tensorrt", tensorrt_fake.make("10.3.0"))
+        monkeypatch.setattr(trt_runner, "load_cuda", tensorrt_fake.FakeCuda)
+    else:
+        exe = fake_trtexec.install(tmp_path / "bin", "10.3.0")
+        monkeypatch.setenv("PATH", f"{exe.parent}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    cfg = _cfg(backend, tmp_path, models_dir, WEAK_PLANS)
+    cfg.extra["strongly_typed"] = True
+    result = profile(cfg)
+    assert result.failures == ()
+    assert list(result.summary["precision"]) == list(WEAK_PLANS)
+    assert (result.summary["engine_typing"] == "strong").all()
