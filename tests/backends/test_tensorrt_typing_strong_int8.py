@@ -220,3 +220,30 @@ def test_a_plan_that_cannot_be_raised_to_opset_19_is_refused_in_one_line(plans, 
     with pytest.raises(OrinprofError, match="opset 19") as err:
         quantize.trt_plan_source(bad, "int8-ffn", strongly_typed=True)
     assert "\n" not in str(err.value) and "--opset 19" in err.value.hint
+
+
+def test_fake_strong_build_runs_a_gemm_behind_a_cast_after_dq_in_fp16() -> None:
+    """The fake's m9 rule: a Cast between DequantizeLinear and MatMul keeps the MatMul out of INT8
+    (why :func:`quantize.strongly_typed_int8_file` refuses such a graph)."""
+    from onnx import helper
+
+    def graph(cast: bool) -> onnx.ModelProto:
+        inits = [
+            helper.make_tensor("w", TensorProto.FLOAT16, [4, 4], np.eye(4, dtype=np.float16).ravel().tolist()),
+            helper.make_tensor("s", TensorProto.FLOAT16, [], [0.5]),
+            helper.make_tensor("z", TensorProto.INT8, [], [0]),
+        ]
+        nodes = [
+            helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
+            helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq"),
+        ]
+        if cast:
+            nodes.append(helper.make_node("Cast", ["xd"], ["xc"], name="cast", to=TensorProto.FLOAT16))
+        nodes.append(helper.make_node("MatMul", ["xc" if cast else "xd", "w"], ["y"], name="mm"))
+        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT16, [2, 4]) for n in ("x", "y")]
+        return helper.make_model(helper.make_graph(nodes, "g", io[:1], io[1:], inits), opset_imports=[
+            helper.make_opsetid("", 19)])  # fmt: skip
+
+    assert "Int8" in _build(graph(cast=False))["mm"]
+    assert _build(graph(cast=True))["mm"] == "Row major linear FP16 format"
+    assert quantize._casts_between_dq_and_gemm(graph(cast=True)) == ["mm"]
