@@ -152,12 +152,14 @@ def _cache_key(
     return h.hexdigest()[:16]
 
 
-def convert_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+def convert_fp16(model: onnx.ModelProto, block_ops: Sequence[str] | None = None) -> onnx.ModelProto:
+    """``model`` in FP16 except ``block_ops`` (default :data:`FP16_BLOCK_OPS`), FP32 I/O kept."""
     try:
         from onnxconverter_common import float16
     except ImportError as err:
         raise MissingDependency("onnxconverter-common", "ort", "for the fp16 plan") from err
-    block = list(dict.fromkeys(list(float16.DEFAULT_OP_BLOCK_LIST) + FP16_BLOCK_OPS))
+    keep_fp32 = FP16_BLOCK_OPS if block_ops is None else list(block_ops)
+    block = list(dict.fromkeys(list(float16.DEFAULT_OP_BLOCK_LIST) + keep_fp32))
     model = _drop_noop_casts(_fold_initializer_identities(model))
     converted: onnx.ModelProto = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
     _retarget_casts(converted)
@@ -632,13 +634,97 @@ def int8_execution_flags(plan: QuantPlan, layer_classes: pd.DataFrame, kernel_co
 _FP16_SUFFIX = ".fp16.onnx"
 
 
-def _qdq_scale_type(model: onnx.ModelProto) -> int | None:
-    """Element type of the first QuantizeLinear's scale (FP32 or FP16), None without Q/DQ."""
+#: the name of the strongly typed INT8 plan: ``<weak INT8 plan stem>.strong-fp16.onnx`` beside it
+_STRONG_SUFFIX = ".strong-fp16.onnx"
+
+#: QuantizeLinear/DequantizeLinear take FP16 scales (and FP16 x / y) from opset 19; opsets 13-18
+#: allow ``tensor(float)`` scales only (onnx/onnx docs/Changelog.md: QuantizeLinear-13 ``y_scale``,
+#: DequantizeLinear-13 ``x_scale``; QuantizeLinear-19 ``T1``, DequantizeLinear-19 ``T2``)
+FP16_QDQ_OPSET = 19
+
+#: the fp16 plan's FP32 keep-list without Q/DQ: in a strongly typed build the DequantizeLinear's
+#: output type is its scale's type (onnx-tensorrt 10.1-GA onnxOpImporters.cpp:L1603-1606), so
+#: FP32 Q/DQ would make every quantized GEMM's neighbours FP32, and Casts around them would sit
+#: between DQ and GEMM, which blocks the DQ→GEMM fusion (review m9; ModelOpt PR #1289)
+STRONG_INT8_BLOCK_OPS = [op for op in FP16_BLOCK_OPS if op not in ("QuantizeLinear", "DequantizeLinear")]
+
+
+def _qdq_scale_types(model: onnx.ModelProto) -> set[int]:
+    """Element types of every Q/DQ scale (FLOAT when the scale is not an initializer)."""
     inits = {t.name: t.data_type for t in model.graph.initializer}
+    return {
+        inits.get(n.input[1], onnx.TensorProto.FLOAT)
+        for n in model.graph.node
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 1
+    }
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _casts_between_dq_and_gemm(model: onnx.ModelProto) -> list[str]:
+    producer = {o: n for n in model.graph.node for o in n.output}
+    found = []
     for node in model.graph.node:
-        if node.op_type == "QuantizeLinear" and len(node.input) > 1:
-            return inits.get(node.input[1], onnx.TensorProto.FLOAT)
-    return None
+        if node.op_type not in GEMM_OPS:
+            continue
+        for name in node.input[:2]:
+            cast = producer.get(name)
+            upstream = producer.get(cast.input[0]) if cast is not None and cast.op_type == "Cast" else None
+            if upstream is not None and upstream.op_type == "DequantizeLinear":
+                found.append(node.name)
+    return found
+
+
+def strongly_typed_int8(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The strongly typed form of a weak-typing INT8 plan: the same Q/DQ (same nodes, zero points,
+    axes; scales rounded to FP16) in an FP16 graph that is the fp16 plan's graph everywhere else.
+
+    The weak plan is raised to opset :data:`FP16_QDQ_OPSET` (ONNX's version converter) and
+    converted by the fp16 plan's own :func:`convert_fp16` with :data:`STRONG_INT8_BLOCK_OPS`, so
+    LayerNorm, Softmax and the reductions stay FP32 exactly as in the fp16 plan and Q/DQ become
+    FP16.  TensorRT 10's parser reads FP16 scales (onnx-tensorrt 10.1-GA
+    onnxOpImporters.cpp:L1392-1397); TensorRT 8.x reads them as float (8.6-GA
+    builtin_op_importers.cpp:L1195), but 8.x has no strong typing."""
+    from onnx import version_converter
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    if _default_opset(model) < FP16_QDQ_OPSET:
+        try:
+            model = version_converter.convert_version(model, FP16_QDQ_OPSET)
+        except Exception as err:  # the converter raises bare RuntimeErrors for ops it cannot adapt
+            raise OrinprofError(
+                f"cannot raise the INT8 plan to opset {FP16_QDQ_OPSET} for FP16 Q/DQ scales ({err})",
+                f"export the model at opset {FP16_QDQ_OPSET} or later (orinprof export --opset {FP16_QDQ_OPSET})",
+            ) from err
+    # ORT's quantizer leaves inferred value_info (FP32) on the exporter's Identity(initializer)
+    # outputs; once folded into initializers the converter would turn those FP16 and cast them back
+    # for LayerNorm, which the fp16 plan does not do
+    del model.graph.value_info[:]
+    return convert_fp16(model, STRONG_INT8_BLOCK_OPS)
+
+
+def strongly_typed_int8_file(plan_path: Path) -> Path:
+    """Write (or reuse) :func:`strongly_typed_int8` of ``plan_path`` beside it; the file name is
+    ``<plan stem>.strong-fp16.onnx``.  Refuses, in one line, a result that would not build as
+    intended (a Q/DQ scale that is not FP16, or a Cast between a DequantizeLinear and a GEMM)."""
+    out = plan_path.with_name(plan_path.stem + _STRONG_SUFFIX)
+    if out.is_file() and out.stat().st_mtime >= plan_path.stat().st_mtime:
+        return out
+    log.info("writing %s: the strongly typed INT8 plan (FP16, FP16 Q/DQ scales, opset %d)", out.name, FP16_QDQ_OPSET)
+    converted = strongly_typed_int8(onnx.load(str(plan_path)))
+    scale_types = _qdq_scale_types(converted)
+    blocked = _casts_between_dq_and_gemm(converted)
+    if scale_types - {onnx.TensorProto.FLOAT16} or blocked:
+        why = f"a Cast sits between DequantizeLinear and {blocked[0]}" if blocked else "a Q/DQ scale is not FP16"
+        raise OrinprofError(
+            f"{plan_path.name} has no strongly typed FP16 form: {why}",
+            "build weakly typed (TensorRT 8.6/10.x without --strongly-typed), or pass an FP16 Q/DQ ONNX "
+            "(e.g. ModelOpt, high_precision_dtype='fp16')",
+        )
+    _atomic_save(converted, out)
+    return out
 
 
 def trt_plan_source(plan_path: Path, plan: str, strongly_typed: bool) -> Path:
@@ -650,9 +736,10 @@ def trt_plan_source(plan_path: Path, plan: str, strongly_typed: bool) -> Path:
     Cast-wrapped onnxconverter graph.
 
     Strong typing (TensorRT 11; ``--strongly-typed`` on 10.x): TensorRT follows the ONNX types
-    (``NvInfer.h`` ``STRONGLY_TYPED``), so an INT8 plan must be an FP16 graph with Q/DQ.  orinprof's
-    INT8 plans are FP32 graphs with FP32 scales, which would run everything outside the INT8
-    GEMMs in FP32 and compare that against an FP16 baseline (review M2): refused here."""
+    (``NvInfer.h`` ``STRONGLY_TYPED``), so the fp16 plan is the onnxconverter FP16 graph and an INT8
+    plan is its FP16 form with FP16 Q/DQ scales (:func:`strongly_typed_int8_file`, review M2): only
+    the quantized GEMMs differ from the fp16 plan.  An INT8 ONNX whose scales are already all FP16
+    (ModelOpt's ``high_precision_dtype='fp16'``) is used as it is."""
     from orinprof.plans import get_plan  # local: keeps this section's edits apart from the recipes
 
     plan_path = Path(plan_path)
@@ -673,11 +760,8 @@ def trt_plan_source(plan_path: Path, plan: str, strongly_typed: bool) -> Path:
             f"{plan_path.name} is an FP32 graph: built strongly typed, the fp16 plan would run in FP32",
             "use the FP16 ONNX orinprof writes for the fp16 plan (<export>.fp16.onnx)",
         )
-    if chosen.is_int8 and _qdq_scale_type(model) != onnx.TensorProto.FLOAT16:
-        raise OrinprofError(
-            f"plan {plan} cannot be built strongly typed: its Q/DQ graph is FP32, so TensorRT would run "
-            "everything outside the INT8 GEMMs in FP32",
-            "build weakly typed (TensorRT 8.6/10.x without --strongly-typed); TensorRT 11 (strong typing "
-            "only) needs an FP16 Q/DQ graph, which orinprof does not write yet",
-        )
+    if chosen.is_int8:
+        if _qdq_scale_types(model) == {onnx.TensorProto.FLOAT16}:
+            return plan_path
+        return strongly_typed_int8_file(plan_path)
     return plan_path

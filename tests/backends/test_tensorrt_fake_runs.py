@@ -130,15 +130,19 @@ def test_dynamic_onnx_without_shapes_is_one_line(tmp_path: Path, trt) -> None:  
 # ------------------------------------------------------------------ M2, M3, m3: typing
 
 
-def test_int8_under_strong_typing_is_refused(tmp_path: Path, trt) -> None:  # type: ignore[no-untyped-def]
+def test_int8_under_strong_typing_builds_the_fp16_qdq_form(tmp_path: Path, trt) -> None:  # type: ignore[no-untyped-def]
+    """M2: strong typing builds the INT8 plan's FP16 form (FP16 scales, opset 19), with no
+    precision flag, and records which ONNX and typing the engine was built from."""
     module, _ = trt("11.1.0")
     model = _onnx(tmp_path / "m.int8-ffn.k.onnx", qdq=True)
-    with (
-        pytest.raises(OrinprofError, match="cannot be built strongly typed"),
-        TensorRTRunner(model, _opts(tmp_path, "int8-ffn")),
-    ):
-        pass
-    assert module.calls == []  # refused before any build
+    with TensorRTRunner(model, _opts(tmp_path, "int8-ffn")) as runner:
+        info = runner.info()
+    assert info.details["plan_source"] == str(tmp_path / "m.int8-ffn.k.strong-fp16.onnx")
+    assert info.details["typing"] == "strong"
+    (build,) = module.calls
+    assert build[2] == []
+    # the MatMul in INT8; the input Cast and the Relu in FP16; the output Cast back to the FP32 output
+    assert info.details["precision_counts"] == {"int8": 1, "fp16": 2, "fp32": 1}
 
 
 def test_weak_fp16_builds_the_fp32_export_with_the_fp16_flag(tmp_path: Path, trt) -> None:  # type: ignore[no-untyped-def]

@@ -165,14 +165,17 @@ def test_trt11_builds_strongly_typed_without_precision_flags(tmp_path: Path, fak
     assert len(_builds(fake.calls())) == 1
 
 
-def test_int8_under_strong_typing_is_refused_in_one_line(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
-    """M2: an FP32 Q/DQ graph built strongly typed runs FP32 outside the INT8 GEMMs."""
+def test_int8_under_strong_typing_builds_the_fp16_qdq_form(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    """M2: an FP32 Q/DQ graph built strongly typed ran FP32 outside the INT8 GEMMs (it was refused);
+    trtexec 11 now gets the plan's FP16 form (FP16 scales, opset 19) and no precision flag."""
     fake("11.1.0")
     model = _qdq_onnx(tmp_path / "m.int8-attn.abc.onnx")
-    with pytest.raises(OrinprofError) as err, TrtexecRunner(model, _opts(tmp_path, "int8-attn")):
-        pass
-    assert "strongly typed" in err.value.one_line() and "\n" not in err.value.one_line()
-    assert not _builds(fake.calls())
+    with TrtexecRunner(model, _opts(tmp_path, "int8-attn")) as runner:
+        info = runner.info()
+    (build,) = _builds(fake.calls())
+    assert f"--onnx={tmp_path / 'm.int8-attn.abc.strong-fp16.onnx'}" in build
+    assert not {"--fp16", "--int8"} & set(build) and info.details["typing"] == "strong"
+    assert info.details["precision_counts"].get("int8") == 1 and "fp16" in info.details["precision_counts"]
 
 
 def test_weak_int8_builds_with_fp16_and_int8(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ per plan and that what the fakes report (typing, Myelin regions) reaches the sum
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from fakes import tensorrt_fake
 from fakes import trtexec as fake_trtexec
 from orinprof.backends.base import TimingConfig
 from orinprof.backends.tensorrt import runner as trt_runner
-from orinprof.errors import OrinprofError
 from orinprof.measure import ProfileConfig, profile
 from orinprof.plans import PLAN_NAMES
 
@@ -66,14 +66,22 @@ def test_trtexec_profiles_every_plan(tmp_path: Path, models_dir: Path, monkeypat
 
 
 @pytest.mark.slow
-def test_trtexec_11_profiles_fp32_and_fp16_and_refuses_int8(tmp_path: Path, models_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """B3 + M2: TensorRT 11 has no --fp16/--int8; FP32 Q/DQ INT8 plans cannot be built strongly typed."""
+def test_trtexec_11_profiles_every_plan_strongly_typed(tmp_path: Path, models_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """B3 + M2: TensorRT 11 has no --fp16/--int8 (the fake rejects them); the INT8 plans are built
+    from their FP16 Q/DQ form (FP16 scales, opset 19), no longer refused."""
     exe = fake_trtexec.install(tmp_path / "bin", "11.1.0")
+    calls = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_TRTEXEC_CALLS", str(calls))
     monkeypatch.setenv("PATH", f"{exe.parent}:{Path(sys.executable).parent}:/usr/bin:/bin")
     result = profile(_cfg("trtexec", tmp_path, models_dir, WEAK_PLANS))
-    assert list(result.summary["precision"]) == ["fp32", "fp16"]
+    assert result.failures == ()
+    assert list(result.summary["precision"]) == list(WEAK_PLANS)
     assert (result.summary["engine_typing"] == "strong").all()
-    assert len(result.failures) == 3 and all("strongly typed" in f for f in result.failures)
+    built = [json.loads(line) for line in calls.read_text().splitlines() if '"--saveEngine' in line]
+    onnx_args = [next(a for a in argv if a.startswith("--onnx=")) for argv in built]
+    int8_sources = [a for a in onnx_args if ".int8-" in a]
+    assert len(int8_sources) == 3 and all(a.endswith(".strong-fp16.onnx") for a in int8_sources)
+    assert not any(a in ("--fp16", "--int8") for argv in built for a in argv)
 
 
 @pytest.mark.slow
@@ -82,16 +90,53 @@ def test_tensorrt_profiles_every_plan(tmp_path: Path, models_dir: Path, monkeypa
     module = tensorrt_fake.make(version)
     monkeypatch.setitem(sys.modules, "tensorrt", module)
     monkeypatch.setattr(trt_runner, "load_cuda", tensorrt_fake.FakeCuda)
-    plans = WEAK_PLANS if not version.startswith("11") else ("fp32", "fp16")
-    result = profile(_cfg("tensorrt", tmp_path, models_dir, plans))
+    result = profile(_cfg("tensorrt", tmp_path, models_dir, WEAK_PLANS))
     assert result.failures == ()
-    assert list(result.summary["precision"]) == list(plans)
+    assert list(result.summary["precision"]) == list(WEAK_PLANS)
     assert result.summary["engine_layers"].gt(0).all()
+    assert (result.summary["engine_typing"] == ("strong" if version.startswith("11") else "weak")).all()
 
 
 @pytest.mark.slow
-def test_tensorrt_11_int8_is_refused_in_one_line(tmp_path: Path, models_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_tensorrt_11_int8_layers_are_fp16_outside_the_int8_gemms(tmp_path: Path, models_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """M2 through the whole pipeline: in the strongly typed int8-ffn engine (fake TensorRT 11) only
+    the FFN GEMMs run INT8; the layers the fp16 engine runs in FP16 are FP16 there too."""
     monkeypatch.setitem(sys.modules, "tensorrt", tensorrt_fake.make("11.1.0"))
     monkeypatch.setattr(trt_runner, "load_cuda", tensorrt_fake.FakeCuda)
-    with pytest.raises(OrinprofError, match="cannot be built strongly typed"):
-        profile(_cfg("tensorrt", tmp_path, models_dir, ("int8-attn",)))
+    result = profile(_cfg("tensorrt", tmp_path, models_dir, ("fp16", "int8-ffn")))
+    assert result.failures == ()
+    precision = {plan: _engine_precisions(models_dir, "11.1.0", plan) for plan in ("fp16", "int8-ffn")}
+    int8 = {name for name, fmt in precision["int8-ffn"].items() if "Int8" in fmt}
+    assert int8 and all("intermediate/dense" in n or "output/dense" in n for n in int8)
+    fp16_in_baseline = {name for name, fmt in precision["fp16"].items() if "FP16" in fmt}
+    assert fp16_in_baseline - int8
+    assert all("FP16" in precision["int8-ffn"][name] for name in fp16_in_baseline - int8)
+
+
+def _engine_precisions(models_dir: Path, version: str, plan: str) -> dict[str, str]:
+    """Layer → output format of the (fake) engine cached for ``plan`` under ``version``, strong typing."""
+    for sidecar in (models_dir.parent / "engines").glob("*.json"):
+        key = json.loads(sidecar.read_text())["key"]
+        if key["plan"] == plan and key["tensorrt_version"] == version and key["builder_options"]["typing"] == "strong":
+            engine = json.loads(sidecar.with_suffix(".engine").read_text())
+            return {lay["Name"]: lay["Outputs"][0]["Format/Datatype"] for lay in engine["info"]["Layers"]}
+    raise AssertionError(f"no {version} engine for {plan}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorrt", "trtexec"])
+def test_strongly_typed_10_3_profiles_every_plan(tmp_path: Path, models_dir: Path, monkeypatch, backend: str) -> None:  # type: ignore[no-untyped-def]
+    """``--strongly-typed`` on TensorRT 10.3 (JetPack 6.1/6.2): every plan builds strongly typed, the
+    INT8 plans from their FP16 Q/DQ form (the fakes fail a strong build given precision flags)."""
+    if backend == "tensorrt":
+        monkeypatch.setitem(sys.modules, "tensorrt", tensorrt_fake.make("10.3.0"))
+        monkeypatch.setattr(trt_runner, "load_cuda", tensorrt_fake.FakeCuda)
+    else:
+        exe = fake_trtexec.install(tmp_path / "bin", "10.3.0")
+        monkeypatch.setenv("PATH", f"{exe.parent}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    cfg = _cfg(backend, tmp_path, models_dir, WEAK_PLANS)
+    cfg.extra["strongly_typed"] = True
+    result = profile(cfg)
+    assert result.failures == ()
+    assert list(result.summary["precision"]) == list(WEAK_PLANS)
+    assert (result.summary["engine_typing"] == "strong").all()

@@ -18,7 +18,11 @@ Rules (each with its source):
   only with the INT8 flag (8.x: "Q/DQ networks must be built with the INT8 flag",
   ``quantization_path.md`` §2).  Strong typing: every tensor keeps its ONNX type
   (``TRT@v10.3.0:include/NvInfer.h:L9616-9620``), so an FP32 Q/DQ graph runs FP32 outside the GEMMs
-  (review M2).
+  (review M2) and an FP16 graph with FP16 Q/DQ runs FP16 there: a strongly typed DequantizeLinear's
+  output has its scale's type (onnx-tensorrt 10.1-GA onnxOpImporters.cpp:L1603-1606).
+* A GEMM runs INT8 only when a DequantizeLinear feeds it directly: a Cast between DQ and the GEMM
+  blocks the DQ→GEMM fusion (review m9; ModelOpt PR #1289, ``quantization_path.md`` §5), and the
+  GEMM then runs in its ONNX type.
 """
 
 from __future__ import annotations
