@@ -310,3 +310,41 @@ def test_each_model_is_classified_once_per_run(tmp_path, models_dir, monkeypatch
     )
     profile(cfg)
     assert len(calls) == 1, f"classified {len(calls)} graphs (node counts {calls}); expected the source once"
+
+
+def test_each_onnx_file_is_loaded_once_per_run(tmp_path, models_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13's done-when: every ONNX file (the export, each plan file, ORT's optimised graph)
+    is read from disk once per run and handed on as an analysed model, never re-loaded."""
+    import os
+    from collections import Counter
+
+    import onnx
+
+    loads: Counter[str] = Counter()
+
+    def counting(real):  # type: ignore[no-untyped-def]
+        def load(source, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if isinstance(source, str | os.PathLike):
+                loads[os.path.realpath(source)] += 1
+            return real(source, *args, **kwargs)
+
+        return load
+
+    # orinprof.graph.load_onnx (and every module that imported it by name) reads through onnx.load
+    monkeypatch.setattr(onnx, "load", counting(onnx.load))
+    monkeypatch.setattr(onnx, "load_model", counting(onnx.load_model))
+    cfg = ProfileConfig(
+        model="bert-tiny",
+        precisions=("fp32", "int8-attn", "int8-ffn"),
+        seq_lens=(16,),
+        timing=TimingConfig(warmup_iters=1, warmup_s=0.0, iterations=3, profile_iterations=1, rounds=2),
+        calib_batches=2,
+        telemetry="none",
+        results_dir=tmp_path,
+        models_dir=models_dir,
+        roofline_device="local-cpu",
+    )
+    profile(cfg)
+    assert loads, "onnx.load was never called: the counter is not wired to the loader measure uses"
+    twice = {path: n for path, n in loads.items() if n > 1}
+    assert not twice, f"ONNX files loaded more than once in one run: {twice}"
