@@ -19,6 +19,9 @@ import pandas as pd
 
 from orinprof import results
 
+#: the setting of the card tests' rows: BERT-base on TensorRT, batch 1, sequence length 128
+BERT_BASE_TRT = {"model": "bert-base", "backend": "tensorrt", "batch": 1, "seq_len": 128}
+
 
 def row(table: str, **values: Any) -> dict[str, Any]:
     """One row of ``table``: every declared column, ``NaN`` unless given.  A column the table

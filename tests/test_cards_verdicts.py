@@ -37,11 +37,8 @@ def comparison_row(**over: Any) -> dict[str, Any]:
     defaults: dict[str, Any] = dict(
         run_id="20250101T000000-bert-base-tensorrt-ab12",
         baseline_run_id="20250101T000000-bert-base-tensorrt-cd34",
-        model="bert-base",
-        backend="tensorrt",
+        **factories.BERT_BASE_TRT,
         device=ORIN,
-        batch=1,
-        seq_len=128,
         baseline="fp16",
         precision="int8-attn",
         attention_share_baseline=0.30,

@@ -42,11 +42,8 @@ def comparison_row(**over: Any) -> dict[str, Any]:
     defaults: dict[str, Any] = dict(
         run_id=PLAN_RUN,
         baseline_run_id=BASE_RUN,
-        model="bert-base",
-        backend="tensorrt",
+        **factories.BERT_BASE_TRT,
         device="Orin",
-        batch=1,
-        seq_len=128,
         baseline="fp16",
         precision="int8-attn",
         attention_reduction=0.40,
@@ -69,11 +66,8 @@ def comparison_row(**over: Any) -> dict[str, Any]:
 def summary_row(run_id: str, precision: str, **over: Any) -> dict[str, Any]:
     defaults: dict[str, Any] = dict(
         run_id=run_id,
-        model="bert-base",
-        backend="tensorrt",
+        **factories.BERT_BASE_TRT,
         precision=precision,
-        batch=1,
-        seq_len=128,
         device="Orin",
         device_kind="jetson",
         class_ms={"other_ms": 10.0},  # layer_sum_ms 10, unattributed_ms 0
