@@ -155,6 +155,14 @@ def _cache_key(
     return h.hexdigest()[:16]
 
 
+def _with_weights(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+    """``model`` when it holds its weights; else the file read again with the weights kept beside
+    it (a graph over protobuf's 2 GB limit, loaded without them for analysis)."""
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        return onnx.load(str(path))
+    return model
+
+
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
     """A deep copy, for rewriters that edit their input in place."""
     copy = onnx.ModelProto()
@@ -271,8 +279,9 @@ def apply_plan(
 ) -> PlannedModel:
     """Write (or reuse) the plan's ONNX beside the exported model.
 
-    ``source``: the exported model's graph, weights loaded, when the caller holds it (each ONNX
-    file is read once per run); read from ``exported.path`` otherwise.
+    ``source``: the exported model's graph when the caller holds it (each ONNX file is read once
+    per run); read from ``exported.path`` otherwise.  Weights kept beside a graph over 2 GB are
+    read here when a rewrite needs them (:func:`_with_weights`).
     ``recipe``: how the INT8 plan is implemented (:data:`INT8_RECIPES`, already resolved from
     ``auto`` by :func:`resolve_recipe`).  ``qdq_style`` is the older spelling of the two Q/DQ
     recipes (``trt`` = ``trt-qdq``, ``ort`` = ``ort-qdq``), used when ``recipe`` is None."""
@@ -281,7 +290,7 @@ def apply_plan(
     recipe = recipe or QDQ_STYLE_RECIPES[qdq_style]
     if recipe not in INT8_RECIPES:
         raise OrinprofError(f"unknown INT8 recipe {recipe!r}", "choose auto or one of: " + ", ".join(INT8_RECIPES))
-    base = source if source is not None else onnx.load(str(exported.path))
+    base = source if source is not None else onnx.load(str(exported.path), load_external_data=False)
     counts_fp32 = count_int8_gemms(base, layer_classes)
     if plan.name == "fp32":
         return PlannedModel(plan, exported.path, counts_fp32, {})
@@ -289,7 +298,7 @@ def apply_plan(
         out = exported.path.with_name(exported.path.stem + ".fp16.onnx")
         if not out.exists():
             log.info("converting %s to FP16 (LayerNorm, Softmax, reductions kept FP32)", exported.model)
-            _atomic_save(convert_fp16(_copy(base)), out)
+            _atomic_save(convert_fp16(_copy(_with_weights(base, exported.path))), out)
         return PlannedModel(plan, out, counts_fp32, {})
 
     nodes = nodes_for_plan(layer_classes, plan)
@@ -492,7 +501,7 @@ def _apply_dynamic(
     key = _cache_key(exported, plan, "dynamic", nodes, DYNAMIC_OPTIONS)
     out = exported.path.with_name(f"{exported.path.stem}.{plan.name}.ort-dynamic.{key}.onnx")
     if not out.exists():
-        _quantize_dynamic(base, out, nodes)
+        _quantize_dynamic(_with_weights(base, exported.path), out, nodes)
     model = onnx.load(str(out), load_external_data=False)
     info = {"method": "dynamic (activation ranges at run time; no calibration)", "recipe": "ort-dynamic"}
     return PlannedModel(plan, out, count_int8_gemms_dynamic(model, layer_classes), info, "ort-dynamic", model)
