@@ -8,11 +8,10 @@ import zipfile
 from pathlib import Path
 
 import genanki
-import numpy as np
 import pandas as pd
 
 from conftest import REPO
-from orinprof import results
+from factories import comparison_row
 from orinprof.cards import export_deck, load_claims, parse_cards, read_cards, validate
 
 
@@ -30,8 +29,7 @@ def _notes(apkg: Path, tmp: Path) -> list[tuple[str, str]]:
 def test_apkg_holds_ten_notes_with_stable_guids_and_evidence(tmp_path: Path) -> None:
     deck = read_cards(REPO / "cards.tsv")
     claims = load_claims(REPO / "claims.toml", deck)
-    row = {c: np.nan for c in results.TABLES["comparison"].names}
-    row.update(
+    row = comparison_row(
         run_id="20250301T101010-m-onnxruntime-aa11",
         baseline_run_id="b",
         model="bert-tiny",

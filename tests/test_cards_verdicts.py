@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import factories
 from conftest import REPO
 from orinprof import results
 from orinprof.cards import (
@@ -33,15 +34,11 @@ ORIN_FP = {"module_part": "p3701-0005", "device_id": "agx-orin-64gb", "nvpmodel_
 
 
 def comparison_row(**over: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {c: np.nan for c in results.TABLES["comparison"].names}
-    row.update(
+    defaults: dict[str, Any] = dict(
         run_id="20250101T000000-bert-base-tensorrt-ab12",
         baseline_run_id="20250101T000000-bert-base-tensorrt-cd34",
-        model="bert-base",
-        backend="tensorrt",
+        **factories.BERT_BASE_TRT,
         device=ORIN,
-        batch=1,
-        seq_len=128,
         baseline="fp16",
         precision="int8-attn",
         attention_share_baseline=0.30,
@@ -51,14 +48,26 @@ def comparison_row(**over: Any) -> dict[str, Any]:
         rounds=5,
         flags="",
     )
-    row.update(over)
-    return row
+    return factories.comparison_row(**{**defaults, **over})
 
 
 def on_orin(*rows: dict[str, Any]) -> Evidence:
     """The rows as evidence from fingerprinted AGX Orin 64GB runs with clean summary rows."""
     run_ids = {r[k] for r in rows for k in ("run_id", "baseline_run_id")}
-    summary = pd.DataFrame([{"run_id": rid, "layer_sum_ms": 10.0, "unattributed_ms": 0.0} for rid in run_ids])
+    first = rows[0]
+    summary = pd.DataFrame(
+        [
+            factories.summary_row(
+                run_id=rid,
+                model=first["model"],
+                backend=first["backend"],
+                device=first["device"],
+                device_kind="jetson",
+                class_ms={"other_ms": 10.0},  # layer_sum_ms 10, unattributed_ms 0
+            )
+            for rid in sorted(run_ids)
+        ]
+    )
     info = {rid: {"run_id": rid, "fingerprint": ORIN_FP} for rid in run_ids}
     return Evidence({"comparison": frame(*rows), "summary": summary}, info)
 

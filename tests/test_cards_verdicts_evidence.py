@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import factories
 from conftest import REPO
 from orinprof import results
 from orinprof.cards import Evidence, amdahl_check, amdahl_claim_from, load_claims, read_cards, validate
@@ -38,15 +39,11 @@ def claims():  # type: ignore[no-untyped-def]
 
 
 def comparison_row(**over: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {c: np.nan for c in results.TABLES["comparison"].names}
-    row.update(
+    defaults: dict[str, Any] = dict(
         run_id=PLAN_RUN,
         baseline_run_id=BASE_RUN,
-        model="bert-base",
-        backend="tensorrt",
+        **factories.BERT_BASE_TRT,
         device="Orin",
-        batch=1,
-        seq_len=128,
         baseline="fp16",
         precision="int8-attn",
         attention_reduction=0.40,
@@ -63,25 +60,19 @@ def comparison_row(**over: Any) -> dict[str, Any]:
         rounds=5,
         flags="",
     )
-    row.update(over)
-    return row
+    return factories.comparison_row(**{**defaults, **over})
 
 
 def summary_row(run_id: str, precision: str, **over: Any) -> dict[str, Any]:
-    row = {
-        "run_id": run_id,
-        "model": "bert-base",
-        "backend": "tensorrt",
-        "precision": precision,
-        "batch": 1,
-        "seq_len": 128,
-        "device": "Orin",
-        "device_kind": "jetson",
-        "layer_sum_ms": 10.0,
-        "unattributed_ms": 0.0,
-    }
-    row.update(over)
-    return row
+    defaults: dict[str, Any] = dict(
+        run_id=run_id,
+        **factories.BERT_BASE_TRT,
+        precision=precision,
+        device="Orin",
+        device_kind="jetson",
+        class_ms={"other_ms": 10.0},  # layer_sum_ms 10, unattributed_ms 0
+    )
+    return factories.summary_row(**{**defaults, **over})
 
 
 def evidence(

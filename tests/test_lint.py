@@ -310,3 +310,35 @@ def test_per_axis_activation_scale_is_flagged(quantized):
     assert status(df)["per_tensor_activations"] is False
     assert "probs_" in df.set_index("check").loc["per_tensor_activations", "detail"]
     assert block_verdicts(df)["verdict"].tolist() == ["not fusable"]
+
+
+def test_attention_scale_folded_from_constants_is_walked_through(quantized):
+    """The lint uses the one constness rule (``orinprof.graph.constant_tensors``): a tensor
+    computed only from constants is a constant.  Its former private index counted initializers
+    and ``Constant`` outputs only, so ``Q ÷ Sqrt(head_dim)`` (a scale torch exports as arithmetic
+    on a constant) stopped the walk from BMM1 back to its DequantizeLinear and the block read
+    "not fusable".  Dividing by an activation still stops the walk."""
+
+    def scaled_query(divisor_inputs: list[str]) -> onnx.ModelProto:
+        model = copy(quantized)
+        src = node(model, "/attn/MatMul").input[0]
+        model.graph.initializer.append(nh.from_array(np.array(32.0, dtype=np.float32), "head_dim"))
+        insert_before(
+            model,
+            "/attn/MatMul",
+            [
+                oh.make_node("Sqrt", divisor_inputs, ["sqrt_d"], name="/attn/q/Sqrt"),
+                oh.make_node("Div", [src, "sqrt_d"], ["q_scaled"], name="/attn/q/Div"),
+            ],
+        )
+        node(model, "/attn/MatMul").input[0] = "q_scaled"
+        return model
+
+    folded = lint_qdq(scaled_query(["head_dim"]))
+    assert status(folded)["bmm1_inputs_qdq"] is True
+    assert block_verdicts(folded)["verdict"].tolist() == ["fusable"]
+
+    by_activation = lint_qdq(scaled_query(["x"]))
+    assert status(by_activation)["bmm1_inputs_qdq"] is False
+    assert "Div" in by_activation.set_index("check").loc["bmm1_inputs_qdq", "detail"]
+    assert block_verdicts(by_activation)["verdict"].tolist() == ["not fusable"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -285,6 +286,21 @@ def test_roofline_efficiency_in_layers_and_summary(tmp_path, models_dir) -> None
     assert ((summary["roofline_efficiency"] > 0) & (summary["roofline_efficiency"] < 1)).all()
 
 
+def _three_plans(tmp_path, models_dir, **over: Any) -> ProfileConfig:  # type: ignore[no-untyped-def]
+    """bert-tiny with fp32, int8-attn and int8-ffn: two plan files beside the export."""
+    return ProfileConfig(
+        model="bert-tiny",
+        precisions=("fp32", "int8-attn", "int8-ffn"),
+        seq_lens=(16,),
+        timing=TimingConfig(warmup_iters=1, warmup_s=0.0, iterations=3, profile_iterations=1, rounds=2),
+        calib_batches=2,
+        telemetry="none",
+        results_dir=tmp_path,
+        models_dir=models_dir,
+        **over,
+    )
+
+
 def test_each_model_is_classified_once_per_run(tmp_path, models_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Issue 13: the class map is derived once, on the source graph; plans and ORT's optimised
     graphs inherit it (never a re-run of the pattern on a rewritten graph)."""
@@ -298,15 +314,32 @@ def test_each_model_is_classified_once_per_run(tmp_path, models_dir, monkeypatch
         return real(model, *args, **kwargs)
 
     monkeypatch.setattr(classify, "classify", counting)
-    cfg = ProfileConfig(
-        model="bert-tiny",
-        precisions=("fp32", "int8-attn", "int8-ffn"),
-        seq_lens=(16,),
-        timing=TimingConfig(warmup_iters=1, warmup_s=0.0, iterations=3, profile_iterations=1, rounds=2),
-        calib_batches=2,
-        telemetry="none",
-        results_dir=tmp_path,
-        models_dir=models_dir,
-    )
-    profile(cfg)
+    profile(_three_plans(tmp_path, models_dir))
     assert len(calls) == 1, f"classified {len(calls)} graphs (node counts {calls}); expected the source once"
+
+
+def test_each_onnx_file_is_loaded_once_per_run(tmp_path, models_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13's done-when: every ONNX file (the export, each plan file, ORT's optimised graph)
+    is read from disk once per run and handed on as an analysed model, never re-loaded."""
+    import os
+    from collections import Counter
+
+    import onnx
+
+    loads: Counter[str] = Counter()
+
+    def counting(real):  # type: ignore[no-untyped-def]
+        def load(source, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if isinstance(source, str | os.PathLike):
+                loads[os.path.realpath(source)] += 1
+            return real(source, *args, **kwargs)
+
+        return load
+
+    # orinprof.graph.load_onnx (and every module that imported it by name) reads through onnx.load
+    monkeypatch.setattr(onnx, "load", counting(onnx.load))
+    monkeypatch.setattr(onnx, "load_model", counting(onnx.load_model))
+    profile(_three_plans(tmp_path, models_dir, roofline_device="local-cpu"))  # the roofline reads the model too
+    assert loads, "onnx.load was never called: the counter is not wired to the loader measure uses"
+    twice = {path: n for path, n in loads.items() if n > 1}
+    assert not twice, f"ONNX files loaded more than once in one run: {twice}"

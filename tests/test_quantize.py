@@ -417,3 +417,24 @@ def test_linear_gemm_is_lowered_for_dynamic_quantization(tmp_path) -> None:  # t
     # fc2 (outside the plan) stays float; ORT renames it while turning it into a MatMul
     assert not any(name.startswith("fc2") and op in quantize.INT8_KERNEL_OPS for name, op in ops.items())
     assert np.abs(run(dst) - run(src)).max() < 0.1 * np.abs(run(src)).max()
+
+
+def test_rewrites_read_the_weights_a_graph_keeps_beside_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """apply_plan takes the analysed graph, read without weights kept beside it (models over 2 GB);
+    the FP16 and dynamic rewrites need the weights, so they are read then, and only then."""
+    weight = np.arange(16, dtype=np.float32).reshape(4, 4)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save_model(onnx.helper.make_model(graph), str(path), save_as_external_data=True, size_threshold=0)
+    shapes_only = onnx.load(str(path), load_external_data=False)
+    assert not shapes_only.graph.initializer[0].raw_data  # the weights stayed beside the graph
+    with_weights = quantize._with_weights(shapes_only, path)
+    np.testing.assert_array_equal(numpy_helper.to_array(with_weights.graph.initializer[0]), weight)
+    whole = onnx.load(str(path))
+    assert quantize._with_weights(whole, path) is whole  # nothing read when the weights are there

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
+from factories import comparison_row, run_dir, summary_row
 from orinprof import results
 from orinprof.cards.verdicts import card9_ranges
 from orinprof.errors import OrinprofError
@@ -32,7 +33,6 @@ def _keys(run_id: str, plan: str, seq: int) -> dict[str, object]:
 def make_run(root: Path, seqs=(64, 128), telemetry: bool = True, drop: tuple[str, ...] = ()) -> Path:
     """One synthetic run directory: summary, layers, comparison (+ telemetry, verdicts, run.json)."""
     run_id = results.new_run_id("bert-tiny", "onnxruntime")
-    run = results.create_run_dir(root, run_id)
     rng = np.random.default_rng(0)
     summary, layers, comparison = [], [], []
     for seq in seqs:
@@ -42,38 +42,15 @@ def make_run(root: Path, seqs=(64, 128), telemetry: bool = True, drop: tuple[str
             ffn = 0.03 * seq * (0.6 if plan == "int8-all" else 1.0)
             other = 0.01 * seq
             e2e = attn + ffn + other
-            row = {c: np.nan for c in results.TABLES["summary"].names}
-            row.update(_keys(run_id, plan, seq))
-            row.update(
-                device="test-cpu",
-                device_kind="cpu",
-                iterations=50,
-                e2e_median_ms=e2e,
-                e2e_mean_ms=e2e,
-                e2e_p90_ms=e2e * 1.1,
-                e2e_p95_ms=e2e * 1.2,
-                e2e_p99_ms=e2e * 1.3,
-                e2e_std_ms=0.01,
-                e2e_cv=0.01,
-                e2e_median_ci_low_ms=e2e * 0.97,
-                e2e_median_ci_high_ms=e2e * 1.03,
-                attention_ms=attn,
-                ffn_ms=ffn,
-                norm_ms=0.0,
-                embedding_ms=0.0,
-                other_ms=other,
-                unattributed_ms=0.0,
-                attention_share=attn / e2e,
-                ffn_share=ffn / e2e,
-                layer_sum_ms=e2e,
-                layer_sum_over_e2e=1.0,
-                gemms_total=12,
-                gemms_int8_attention=0,
-                gemms_int8_ffn=0,
-                gemms_int8_other=0,
-                threads=2,
+            row = summary_row(
+                **_keys(run_id, plan, seq),
+                e2e_ms=e2e,
+                class_ms={"attention_ms": attn, "ffn_ms": ffn, "other_ms": other},
+                gemm_counts={"gemms_total": 12},
+                iterations=25,
+                trust_flags=["cpu_governor_not_performance"] if plan == "fp32" else [],
                 telemetry_source="host",
-                trust_flags="cpu_governor_not_performance" if plan == "fp32" else "",
+                threads=2,
             )
             summary.append(row)
             base[plan] = (attn, ffn, e2e)
@@ -98,8 +75,7 @@ def make_run(root: Path, seqs=(64, 128), telemetry: bool = True, drop: tuple[str
         for plan in PLANS[1:]:
             a0, f0, e0 = base["fp32"]
             a1, f1, e1 = base[plan]
-            row = {c: np.nan for c in results.TABLES["comparison"].names}
-            row.update(
+            row = comparison_row(
                 run_id=run_id,
                 baseline_run_id=run_id,
                 model="bert-tiny",
@@ -115,18 +91,18 @@ def make_run(root: Path, seqs=(64, 128), telemetry: bool = True, drop: tuple[str
                 e2e_reduction=1 - e1 / e0,
                 attention_share_baseline=a0 / e0,
                 ffn_share_baseline=f0 / e0,
-                amdahl_e2e_reduction=1 - e1 / e0,
-                amdahl_gap=0.0,
+                profile_implied_e2e_reduction=1 - e1 / e0,
+                profile_implied_gap=0.0,
             )
             comparison.append(row)
-    tables = {
-        "summary": pd.DataFrame(summary),
-        "layers": pd.DataFrame(layers),
-        "comparison": pd.DataFrame(comparison),
-    }
-    for name, df in tables.items():
-        df = df.drop(columns=[c for c in drop if c in df.columns])
-        df.to_csv(run / results.TABLES[name].file, index=False)  # bypass check(): tests feed damaged tables too
+    run = run_dir(
+        root,
+        {"summary": summary, "layers": layers, "comparison": comparison},
+        run_id=run_id,
+        command="orinprof profile bert-tiny",
+        fingerprint={"device": "test-cpu", "nvpmodel": "n/a"},
+        drop=drop,  # tests feed damaged tables too
+    )
     if telemetry:
         t = np.arange(0, 10, 0.5)
         rows = []
@@ -143,18 +119,6 @@ def make_run(root: Path, seqs=(64, 128), telemetry: bool = True, drop: tuple[str
                 for x in t
             ]
         pd.DataFrame(rows).to_csv(run / "telemetry.csv", index=False)
-    results.write_run_info(
-        results.RunInfo(
-            run_id,
-            "2026-01-01T00:00:00Z",
-            "orinprof profile bert-tiny",
-            {},
-            {"orinprof": "0.1"},
-            {"cpu": "test"},
-            {"device": "test-cpu", "nvpmodel": "n/a"},
-        ),
-        run,
-    )
     return run
 
 

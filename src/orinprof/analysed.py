@@ -67,12 +67,14 @@ class AnalysedModel:
             classify.save_layer_map(classes, path)
         return cls(Path(path), proto, classes)
 
-    def derive(self, path: Path) -> AnalysedModel:
+    def derive(self, path: Path, proto: onnx.ModelProto | None = None) -> AnalysedModel:
         """A file derived from this model (a plan: Q/DQ or FP16 rewrite) with the class map
-        inherited from this one by node identity.  The same file as this one is this one."""
+        inherited from this one by node identity.  The same file as this one is this one.
+        ``proto``: the file's graph when the caller already holds it (the quantizer read it)."""
         if Path(path).resolve() == self.path.resolve():
             return self
-        proto = load_onnx(path, external_data=False)
+        if proto is None:
+            proto = load_onnx(path, external_data=False)
         return AnalysedModel(Path(path), proto, inherit_classes(self, proto), source=self)
 
     @property

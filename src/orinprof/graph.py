@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import onnx
@@ -160,6 +161,41 @@ class Graph:
 
     def is_graph_output(self, tensor: str) -> bool:
         return tensor in self.graph_outputs
+
+    def node(self, name: str) -> onnx.NodeProto | None:
+        """The node called ``name`` (:func:`node_names`), if any."""
+        i = self.index.get(name)
+        return None if i is None else self.nodes[i]
+
+    def producer_node(self, tensor: str) -> onnx.NodeProto | None:
+        i = self.producer.get(tensor)
+        return None if i is None else self.nodes[i]
+
+    def consumer_nodes(self, tensor: str) -> list[onnx.NodeProto]:
+        return [self.nodes[i] for i in self.consumers.get(tensor, [])]
+
+    @cached_property
+    def stored_constants(self) -> dict[str, onnx.TensorProto]:
+        """The constants whose value the graph stores: initializers and ``Constant`` outputs (a
+        value the Q/DQ lint reads). Every one is :meth:`is_const`; a folded constant is not here."""
+        values = {t.name: t for t in self.model.graph.initializer}
+        for node in self.nodes:
+            if node.op_type == "Constant":
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        values[node.output[0]] = attr.t
+        return values
+
+    @cached_property
+    def shapes(self) -> dict[str, list[int | None]]:
+        """Tensor → dims (None = symbolic) from the graph's value_info, inputs and outputs."""
+        g = self.model.graph
+        out: dict[str, list[int | None]] = {}
+        for info in [*g.value_info, *g.input, *g.output]:
+            tensor_type = info.type.tensor_type
+            if tensor_type.HasField("shape"):
+                out[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        return out
 
     def act_inputs(self, i: int) -> list[str]:
         return [t for t in self.nodes[i].input if t and not self.is_const(t)]

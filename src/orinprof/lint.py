@@ -41,6 +41,7 @@ from onnx import TensorProto, numpy_helper
 
 from orinprof import results
 from orinprof.errors import OrinprofError
+from orinprof.graph import Graph, load_onnx
 from orinprof.results import Column, Table
 
 log = logging.getLogger(__name__)
@@ -151,77 +152,50 @@ class _Trace:
         return f"{path + ' ← ' if path else ''}{start}"
 
 
-class _Graph:
-    def __init__(self, model: onnx.ModelProto) -> None:
-        graph = model.graph
-        self.nodes = list(graph.node)
-        self.producer = {out: n for n in self.nodes for out in n.output}
-        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for node in self.nodes:
-            for name in node.input:
-                self.consumers[name].append(node)
-        self.by_name = {n.name: n for n in self.nodes}
-        self.constants: dict[str, onnx.TensorProto] = {i.name: i for i in graph.initializer}
-        for node in self.nodes:
-            if node.op_type == "Constant":
-                for attr in node.attribute:
-                    if attr.name == "value":
-                        self.constants[node.output[0]] = attr.t
-        self.shapes: dict[str, list[int | None]] = {}
-        for info in [*graph.value_info, *graph.input, *graph.output]:
-            tensor_type = info.type.tensor_type
-            if tensor_type.HasField("shape"):
-                self.shapes[info.name] = [
-                    d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim
-                ]
+def _neighbours(graph: Graph, node: onnx.NodeProto, upstream: bool) -> list[onnx.NodeProto]:
+    """The nodes producing ``node``'s inputs (upstream) or consuming its outputs."""
+    if upstream:
+        return [p for t in node.input if (p := graph.producer_node(t)) is not None]
+    return [c for t in node.output for c in graph.consumer_nodes(t)]
 
-    def is_constant(self, name: str) -> bool:
-        return name in self.constants
 
-    def neighbours(self, node: onnx.NodeProto, upstream: bool) -> list[onnx.NodeProto]:
-        """The nodes producing ``node``'s inputs (upstream) or consuming its outputs."""
-        if upstream:
-            return [self.producer[t] for t in node.input if t in self.producer]
-        return [c for t in node.output for c in self.consumers.get(t, [])]
+def _trace_back(graph: Graph, tensor: str, limit: int = 16) -> _Trace:
+    crossed: list[onnx.NodeProto] = []
+    for _ in range(limit):
+        node = graph.producer_node(tensor)
+        if node is None:
+            return _Trace(tuple(crossed), None)
+        op = node.op_type
+        scaled_by_constant = op in SCALE_OPS and len(node.input) == 2 and graph.is_const(node.input[1])
+        if op in PASS_THROUGH or op in ("QuantizeLinear", "DequantizeLinear") or scaled_by_constant:
+            crossed.append(node)
+            tensor = node.input[0]
+        elif op == "Mul" and len(node.input) == 2 and graph.is_const(node.input[0]):
+            crossed.append(node)
+            tensor = node.input[1]
+        else:
+            return _Trace(tuple(crossed), node)
+    return _Trace(tuple(crossed), None)
 
-    def trace_back(self, tensor: str, limit: int = 16) -> _Trace:
-        crossed: list[onnx.NodeProto] = []
-        for _ in range(limit):
-            node = self.producer.get(tensor)
-            if node is None:
-                return _Trace(tuple(crossed), None)
-            op = node.op_type
-            scaled_by_constant = op in SCALE_OPS and len(node.input) == 2 and self.is_constant(node.input[1])
-            if op in PASS_THROUGH or op in ("QuantizeLinear", "DequantizeLinear") or scaled_by_constant:
-                crossed.append(node)
-                tensor = node.input[0]
-            elif op == "Mul" and len(node.input) == 2 and self.is_constant(node.input[0]):
-                crossed.append(node)
-                tensor = node.input[1]
-            else:
-                return _Trace(tuple(crossed), node)
-        return _Trace(tuple(crossed), None)
 
-    def quantized_downstream(self, tensor: str, depth: int = 8) -> bool:
-        """Does ``tensor`` reach a QuantizeLinear through pass-through ops only?"""
-        frontier = [tensor]
-        for _ in range(depth):
-            following = []
-            for name in frontier:
-                for node in self.consumers.get(name, []):
-                    if node.op_type == "QuantizeLinear":
-                        return True
-                    if node.op_type in PASS_THROUGH:
-                        following.extend(node.output[:1])
-            frontier = following
-        return False
+def _quantized_downstream(graph: Graph, tensor: str, depth: int = 8) -> bool:
+    """Does ``tensor`` reach a QuantizeLinear through pass-through ops only?"""
+    frontier = [tensor]
+    for _ in range(depth):
+        following = []
+        for name in frontier:
+            for node in graph.consumer_nodes(name):
+                if node.op_type == "QuantizeLinear":
+                    return True
+                if node.op_type in PASS_THROUGH:
+                    following.extend(node.output[:1])
+        frontier = following
+    return False
 
 
 def _load(model: onnx.ModelProto | Path | str) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         return model
-    from orinprof.export import load_onnx
-
     return load_onnx(model, "pass the Q/DQ ONNX file of an INT8 plan")
 
 
@@ -248,7 +222,7 @@ def lint_qdq(
     except Exception as err:  # shape inference is best effort: checks needing shapes become unknown
         log.warning("ONNX shape inference failed (%s); head size and sequence length stay unknown", err)
         inferred = model
-    graph = _Graph(inferred)
+    graph = Graph(inferred)
     cores = _attention_cores(classes, graph)
     if not cores:
         raise OrinprofError(
@@ -297,19 +271,23 @@ def block_verdicts(lint: pd.DataFrame) -> pd.DataFrame:
 
 
 def _attention_cores(
-    classes: pd.DataFrame, graph: _Graph
+    classes: pd.DataFrame, graph: Graph
 ) -> list[tuple[int | None, int, tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto], set[str]]]:
     """(block, core index, (bmm1, softmax, bmm2), names of the core's neighbourhood), in graph order.
 
     Cores are anchored on the classifier's Softmax nodes; BMM1/BMM2 are the nearest GEMMs up- and
     downstream of it (preferring those the classifier tagged ``bmm1``/``bmm2``).  The classifier's
     ``block`` only labels the rows."""
-    known = classes[classes["node"].isin(graph.by_name)]
+    known = classes[classes["node"].isin(graph.index)]
     role = dict(zip(known["node"], known["role"], strict=True))
     block_of = {n: (None if pd.isna(b) else int(b)) for n, b in zip(known["node"], known["block"], strict=True)}
     order = {n.name: i for i, n in enumerate(graph.nodes)}
     softmaxes = sorted(
-        (graph.by_name[n] for n, r in role.items() if r == "softmax" and graph.by_name[n].op_type == "Softmax"),
+        (
+            node
+            for n, r in role.items()
+            if r == "softmax" and (node := graph.nodes[graph.index[n]]).op_type == "Softmax"
+        ),
         key=lambda n: order[n.name],
     )
     cores = []
@@ -327,14 +305,14 @@ def _attention_cores(
 
 
 def _nearest_gemm(
-    graph: _Graph, start: onnx.NodeProto, role: dict[str, str], wanted: str, upstream: bool, depth: int = 8
+    graph: Graph, start: onnx.NodeProto, role: dict[str, str], wanted: str, upstream: bool, depth: int = 8
 ) -> onnx.NodeProto | None:
     frontier = [start]
     first_gemm = None
     for _ in range(depth):
         following = []
         for node in frontier:
-            for candidate in graph.neighbours(node, upstream):
+            for candidate in _neighbours(graph, node, upstream):
                 if candidate.op_type in GEMM_OPS:
                     if role.get(candidate.name) == wanted:
                         return candidate
@@ -345,7 +323,7 @@ def _nearest_gemm(
     return first_gemm
 
 
-def _neighbourhood(graph: _Graph, bmm1: onnx.NodeProto, bmm2: onnx.NodeProto, depth: int = 10) -> set[str]:
+def _neighbourhood(graph: Graph, bmm1: onnx.NodeProto, bmm2: onnx.NodeProto, depth: int = 10) -> set[str]:
     """Nodes between the projections and the BMMs, the projections themselves and what directly
     consumes the projections' outputs (bias Adds): where this core's Q/DQ parameters live."""
     members = {bmm1.name, bmm2.name}
@@ -355,7 +333,7 @@ def _neighbourhood(graph: _Graph, bmm1: onnx.NodeProto, bmm2: onnx.NodeProto, de
         for _ in range(depth):
             following = []
             for node in frontier:
-                for candidate in graph.neighbours(node, upstream):
+                for candidate in _neighbours(graph, node, upstream):
                     if candidate.name in members:
                         continue
                     members.add(candidate.name)
@@ -365,8 +343,8 @@ def _neighbourhood(graph: _Graph, bmm1: onnx.NodeProto, bmm2: onnx.NodeProto, de
                         following.append(candidate)
             frontier = following
     for gemm in stops:
-        members.update(c.name for t in gemm.output for c in graph.consumers.get(t, []))
-        members.update(graph.producer[t].name for t in gemm.input if t in graph.producer)
+        members.update(c.name for t in gemm.output for c in graph.consumer_nodes(t))
+        members.update(p.name for t in gemm.input if (p := graph.producer_node(t)) is not None)
     return members
 
 
@@ -374,11 +352,11 @@ Check = tuple[str, bool | None, str]  # name, ok (None = undecided), detail
 
 
 def _check_core(
-    graph: _Graph, bmm1: onnx.NodeProto, softmax: onnx.NodeProto, bmm2: onnx.NodeProto, members: set[str]
+    graph: Graph, bmm1: onnx.NodeProto, softmax: onnx.NodeProto, bmm2: onnx.NodeProto, members: set[str]
 ) -> list[Check]:
     checks: list[Check] = []
-    traces1 = [graph.trace_back(t) for t in bmm1.input[:2]]
-    traces2 = [graph.trace_back(t) for t in bmm2.input[:2]]
+    traces1 = [_trace_back(graph, t) for t in bmm1.input[:2]]
+    traces2 = [_trace_back(graph, t) for t in bmm2.input[:2]]
 
     def inputs_check(name: str, bmm: onnx.NodeProto, traces: list[_Trace]) -> Check:
         bad = [
@@ -407,7 +385,7 @@ def _check_core(
 
     checks.append(inputs_check("bmm2_inputs_qdq", bmm2, traces2))
 
-    after = graph.quantized_downstream(bmm2.output[0])
+    after = _quantized_downstream(graph, bmm2.output[0])
     checks.append(
         (
             "bmm2_output_qdq",
@@ -420,7 +398,9 @@ def _check_core(
 
     # parameters of every Q/DQ around this core (projections included): the parser rejects any bad one
     qdq_nodes = [n for t in (*traces1, *traces2) for n in t.qdq] + [
-        graph.by_name[m] for m in sorted(members) if graph.by_name[m].op_type in ("QuantizeLinear", "DequantizeLinear")
+        n
+        for m in sorted(members)
+        if (n := graph.node(m)) is not None and n.op_type in ("QuantizeLinear", "DequantizeLinear")
     ]
     checks.extend(_qdq_parameter_checks(graph, qdq_nodes))
     checks.append(_per_tensor_activation_check(graph, qdq_nodes))
@@ -429,7 +409,7 @@ def _check_core(
     return checks
 
 
-def _shape_checks(graph: _Graph, bmm1: onnx.NodeProto) -> list[Check]:
+def _shape_checks(graph: Graph, bmm1: onnx.NodeProto) -> list[Check]:
     query = graph.shapes.get(bmm1.input[0])
     key_t = graph.shapes.get(bmm1.input[1])
     head: Check
@@ -458,7 +438,7 @@ def _shape_checks(graph: _Graph, bmm1: onnx.NodeProto) -> list[Check]:
     return [head, seq]
 
 
-def _qdq_parameter_checks(graph: _Graph, nodes: list[onnx.NodeProto]) -> list[Check]:
+def _qdq_parameter_checks(graph: Graph, nodes: list[onnx.NodeProto]) -> list[Check]:
     if not nodes:
         return [
             ("symmetric_int8", None, "no Q/DQ nodes on the attention core"),
@@ -471,19 +451,18 @@ def _qdq_parameter_checks(graph: _Graph, nodes: list[onnx.NodeProto]) -> list[Ch
         zero_point = node.input[2] if len(node.input) > 2 and node.input[2] else ""
         if not zero_point:
             asym.append(f"{node.name!r} has no zero point (defaults to uint8)")
-        elif not graph.is_constant(zero_point):
-            asym.append(f"{node.name!r} zero point is not a constant")
+        elif (tensor := graph.stored_constants.get(zero_point)) is None:
+            asym.append(f"{node.name!r} zero point is {_not_stored(graph, zero_point)}")
         else:
-            tensor = graph.constants[zero_point]
             if tensor.data_type != TensorProto.INT8:
                 asym.append(f"{node.name!r} zero point is {TensorProto.DataType.Name(tensor.data_type)}")
             elif np.any(numpy_helper.to_array(tensor) != 0):
                 asym.append(f"{node.name!r} zero point is not 0")
         scale = node.input[1]
-        if not graph.is_constant(scale):
-            scale_bad.append(f"{node.name!r} scale is not a constant")
-        elif graph.constants[scale].data_type != TensorProto.FLOAT:
-            dtype = TensorProto.DataType.Name(graph.constants[scale].data_type)
+        if (scale_value := graph.stored_constants.get(scale)) is None:
+            scale_bad.append(f"{node.name!r} scale is {_not_stored(graph, scale)}")
+        elif scale_value.data_type != TensorProto.FLOAT:
+            dtype = TensorProto.DataType.Name(scale_value.data_type)
             scale_bad.append(f"{node.name!r} scale is {dtype}")
     count = len(unique)
     return [
@@ -496,15 +475,24 @@ def _qdq_parameter_checks(graph: _Graph, nodes: list[onnx.NodeProto]) -> list[Ch
     ]
 
 
-def _per_tensor_activation_check(graph: _Graph, nodes: list[onnx.NodeProto]) -> Check:
+def _not_stored(graph: Graph, tensor: str) -> str:
+    """Why a Q/DQ parameter has no value to check.  The checks read the stored value (an initializer
+    or a ``Constant``); one the constness rule folds from other constants has none here, so its
+    check fails as before rather than passing unread."""
+    if graph.is_const(tensor):
+        return "computed from constants, not stored as an initializer or Constant"
+    return "not a constant"
+
+
+def _per_tensor_activation_check(graph: Graph, nodes: list[onnx.NodeProto]) -> Check:
     """Activation Q/DQ (input not a constant) need one scale: the parser rejects per-axis ones."""
     bad = []
     count = 0
     for node in {n.name: n for n in nodes}.values():
-        if graph.is_constant(_root(graph, node.input[0])):
+        if graph.is_const(_root(graph, node.input[0])):
             continue  # a weight: per-channel scales are fine
         count += 1
-        scale = graph.constants.get(node.input[1])
+        scale = graph.stored_constants.get(node.input[1])
         if scale is not None and int(np.prod(scale.dims or [1])) != 1:
             bad.append(f"{node.name!r} has {int(np.prod(scale.dims))} scales")
     if bad:
@@ -518,13 +506,13 @@ def _per_tensor_activation_check(graph: _Graph, nodes: list[onnx.NodeProto]) -> 
     return ("per_tensor_activations", True, f"{count} activation Q/DQ nodes: one scale each")
 
 
-def _int32_bias_check(graph: _Graph, members: set[str]) -> Check:
+def _int32_bias_check(graph: Graph, members: set[str]) -> Check:
     bad = []
     for node in graph.nodes:
         if node.op_type != "DequantizeLinear":
             continue
-        feeds_block = node.name in members or any(c.name in members for c in graph.consumers[node.output[0]])
-        source = graph.constants.get(node.input[0])
+        feeds_block = node.name in members or any(c.name in members for c in graph.consumer_nodes(node.output[0]))
+        source = graph.stored_constants.get(node.input[0])
         if feeds_block and source is not None and source.data_type == TensorProto.INT32:
             bad.append(node.name)
     if bad:
@@ -536,25 +524,25 @@ def _int32_bias_check(graph: _Graph, members: set[str]) -> Check:
     return ("no_int32_bias_dq", True, "no INT32 DequantizeLinear in the block")
 
 
-def _gemm_output_check(graph: _Graph, members: set[str]) -> Check:
+def _gemm_output_check(graph: Graph, members: set[str]) -> Check:
     bad = []
     for name in sorted(members):
-        node = graph.by_name.get(name)
+        node = graph.node(name)
         if node is None or node.op_type not in ("MatMul", "Gemm"):
             continue
         # weighted projections only: a GEMM with a constant operand (possibly behind a weight Q/DQ)
-        weighted = any(graph.is_constant(_root(graph, t)) for t in node.input)
-        if weighted and any(c.op_type == "QuantizeLinear" for c in graph.consumers[node.output[0]]):
+        weighted = any(graph.is_const(_root(graph, t)) for t in node.input)
+        if weighted and any(c.op_type == "QuantizeLinear" for c in graph.consumer_nodes(node.output[0])):
             bad.append(name)
     if bad:
         return ("no_gemm_output_qdq", False, f"Q/DQ on GEMM outputs (breaks fusion): {', '.join(bad)}")
     return ("no_gemm_output_qdq", True, "no QuantizeLinear directly on a projection GEMM output")
 
 
-def _root(graph: _Graph, tensor: str) -> str:
+def _root(graph: Graph, tensor: str) -> str:
     """The tensor a backward walk through Q/DQ and pass-through ops ends on."""
     for _ in range(16):
-        node = graph.producer.get(tensor)
+        node = graph.producer_node(tensor)
         if node is None or node.op_type not in PASS_THROUGH | {"QuantizeLinear", "DequantizeLinear"}:
             return tensor
         tensor = node.input[0]

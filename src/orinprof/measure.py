@@ -393,8 +393,13 @@ class ProfileRun:
             shape.calibration_id,
             cfg.calib_method,
             recipe=cfg.int8_recipe,
+            source=shape.source.proto,
         )
-        model = shape.source if Path(planned.path) == shape.source.path else shape.source.derive(planned.path)
+        model = (
+            shape.source
+            if Path(planned.path) == shape.source.path
+            else shape.source.derive(planned.path, planned.proto)
+        )
         lint = _lint(model) if plan.is_int8 else None
         slot = PlanSlot(plan.name, plan, Path(planned.path), model, dict(planned.gemm_counts), lint)
         slot.int8_recipe = planned.recipe
@@ -671,7 +676,8 @@ class ProfileRun:
         )
         roofline: dict[str, Any] = {}
         if self.cfg.roofline_device and shape.exported is not None and len(layers):
-            layers, roofline = _roofline(self.cfg, shape.exported, slot.plan.name, layers, slot.latencies)
+            assert shape.source is not None
+            layers, roofline = _roofline(self.cfg, shape.source, slot.plan.name, layers, slot.latencies)
         totals = attribute.class_totals(layers) if len(layers) else {}
         per_iter = [
             attribute.class_times(p.drop(columns=["round"]), layers).assign(round=int(p["round"].iloc[0]))
@@ -893,7 +899,7 @@ def _label_samples(samples: pd.DataFrame, slots: Sequence[PlanSlot]) -> pd.DataF
 
 def _roofline(
     cfg: ProfileConfig,
-    exported: export.ExportedModel,
+    source: AnalysedModel,
     plan: str,
     layers: pd.DataFrame,
     round_latencies: Sequence[np.ndarray],
@@ -904,7 +910,10 @@ def _roofline(
 
     try:
         device = devices.get_device(cfg.roofline_device or "", results_dir=Path(cfg.results_dir))
-        nodes = roofline.project(exported.path, device, [plan] if plan.startswith("int8") else [])
+        # the export as analysed once (its proto and class map), not re-loaded and re-classified
+        nodes = roofline.project(
+            source.proto, device, [plan] if plan.startswith("int8") else [], classes=source.classes
+        )
     except OrinprofError as err:
         log.warning("roofline skipped: %s", err.one_line())
         return layers, {}

@@ -28,7 +28,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +98,9 @@ class PlannedModel:
     calibration: Mapping[str, object]
     #: the INT8 recipe that wrote the file (:data:`INT8_RECIPES`); None for fp32 and fp16
     recipe: str | None = None
+    #: the plan file's graph (weights not loaded) when this step read it, so the caller need not
+    #: read it again; None when the file was not read here (fp32, fp16)
+    proto: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
 
 
 CalibrationSource = Callable[[], Iterator[dict[str, np.ndarray]]]
@@ -150,6 +153,21 @@ def _cache_key(
     h.update("\n".join(sorted(nodes)).encode())
     h.update(json.dumps(options, sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+def _with_weights(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+    """``model`` when it holds its weights; else the file read again with the weights kept beside
+    it (a graph over protobuf's 2 GB limit, loaded without them for analysis)."""
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        return onnx.load(str(path))
+    return model
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A deep copy, for rewriters that edit their input in place."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
 
 
 def convert_fp16(model: onnx.ModelProto, block_ops: Sequence[str] | None = None) -> onnx.ModelProto:
@@ -257,9 +275,13 @@ def apply_plan(
     calibration_method: str = "minmax",
     qdq_style: str = "trt",
     recipe: str | None = None,
+    source: onnx.ModelProto | None = None,
 ) -> PlannedModel:
     """Write (or reuse) the plan's ONNX beside the exported model.
 
+    ``source``: the exported model's graph when the caller holds it (each ONNX file is read once
+    per run); read from ``exported.path`` otherwise.  Weights kept beside a graph over 2 GB are
+    read here when a rewrite needs them (:func:`_with_weights`).
     ``recipe``: how the INT8 plan is implemented (:data:`INT8_RECIPES`, already resolved from
     ``auto`` by :func:`resolve_recipe`).  ``qdq_style`` is the older spelling of the two Q/DQ
     recipes (``trt`` = ``trt-qdq``, ``ort`` = ``ort-qdq``), used when ``recipe`` is None."""
@@ -268,7 +290,7 @@ def apply_plan(
     recipe = recipe or QDQ_STYLE_RECIPES[qdq_style]
     if recipe not in INT8_RECIPES:
         raise OrinprofError(f"unknown INT8 recipe {recipe!r}", "choose auto or one of: " + ", ".join(INT8_RECIPES))
-    base = onnx.load(str(exported.path), load_external_data=False)
+    base = source if source is not None else onnx.load(str(exported.path), load_external_data=False)
     counts_fp32 = count_int8_gemms(base, layer_classes)
     if plan.name == "fp32":
         return PlannedModel(plan, exported.path, counts_fp32, {})
@@ -276,7 +298,7 @@ def apply_plan(
         out = exported.path.with_name(exported.path.stem + ".fp16.onnx")
         if not out.exists():
             log.info("converting %s to FP16 (LayerNorm, Softmax, reductions kept FP32)", exported.model)
-            _atomic_save(convert_fp16(onnx.load(str(exported.path))), out)
+            _atomic_save(convert_fp16(_copy(_with_weights(base, exported.path))), out)
         return PlannedModel(plan, out, counts_fp32, {})
 
     nodes = nodes_for_plan(layer_classes, plan)
@@ -285,7 +307,7 @@ def apply_plan(
         log.warning("plan %s: the model has no %s GEMMs; the plan equals fp32", plan.name, "/".join(plan.int8_classes))
         return PlannedModel(plan, exported.path, counts_fp32, {"recipe": recipe}, recipe)
     if recipe == "ort-dynamic":
-        return _apply_dynamic(exported, plan, layer_classes, nodes)
+        return _apply_dynamic(exported, plan, layer_classes, nodes, base)
     qdq_style = RECIPE_QDQ_STYLES[recipe]
     options = QDQ_STYLES[qdq_style]
     key = _cache_key(exported, plan, f"{calibration_id}:{calibration_method}", nodes, options)
@@ -297,7 +319,7 @@ def apply_plan(
             raise OrinprofError(f"plan {plan.name} needs calibration data", "pass --calib-batches or --inputs")
         _quantize_static(exported.path, out, nodes, calibration, calibration_method, options)
     model = onnx.load(str(out), load_external_data=False)
-    return PlannedModel(plan, out, count_int8_gemms(model, layer_classes), calib_info, recipe)
+    return PlannedModel(plan, out, count_int8_gemms(model, layer_classes), calib_info, recipe, model)
 
 
 class _Reader:
@@ -474,15 +496,15 @@ DYNAMIC_OPTIONS: dict[str, object] = {
 
 
 def _apply_dynamic(
-    exported: ExportedModel, plan: QuantPlan, layer_classes: pd.DataFrame, nodes: list[str]
+    exported: ExportedModel, plan: QuantPlan, layer_classes: pd.DataFrame, nodes: list[str], base: onnx.ModelProto
 ) -> PlannedModel:
     key = _cache_key(exported, plan, "dynamic", nodes, DYNAMIC_OPTIONS)
     out = exported.path.with_name(f"{exported.path.stem}.{plan.name}.ort-dynamic.{key}.onnx")
     if not out.exists():
-        _quantize_dynamic(exported.path, out, nodes)
+        _quantize_dynamic(_with_weights(base, exported.path), out, nodes)
     model = onnx.load(str(out), load_external_data=False)
     info = {"method": "dynamic (activation ranges at run time; no calibration)", "recipe": "ort-dynamic"}
-    return PlannedModel(plan, out, count_int8_gemms_dynamic(model, layer_classes), info, "ort-dynamic")
+    return PlannedModel(plan, out, count_int8_gemms_dynamic(model, layer_classes), info, "ort-dynamic", model)
 
 
 def _gemms_as_matmuls(model: onnx.ModelProto, nodes: Sequence[str]) -> onnx.ModelProto:
@@ -529,16 +551,18 @@ def _gemms_as_matmuls(model: onnx.ModelProto, nodes: Sequence[str]) -> onnx.Mode
     return model
 
 
-def _quantize_dynamic(src: Path, dst: Path, nodes: list[str]) -> None:
+def _quantize_dynamic(src: onnx.ModelProto | Path, dst: Path, nodes: list[str]) -> None:
+    """``src``: the exported graph with its weights (a proto the caller holds, or its file)."""
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as err:
         raise MissingDependency("onnxruntime", "ort", "to quantize (onnxruntime.quantization)") from err
-    model = _gemms_as_matmuls(onnx.load(str(src)), nodes)
+    # _gemms_as_matmuls works on a copy: the caller's graph stays as it is
+    model = _gemms_as_matmuls(src if isinstance(src, onnx.ModelProto) else onnx.load(str(src)), nodes)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".onnx.tmp")
     os.close(fd)
-    log.info("quantizing %d GEMMs of %s (ORT quantize_dynamic)", len(nodes), src.name)
+    log.info("quantizing %d GEMMs into %s (ORT quantize_dynamic)", len(nodes), dst.name)
     quiet = _DropMessages("pre-processing")
     logging.getLogger().addFilter(quiet)
     options = dict(DYNAMIC_OPTIONS)

@@ -632,9 +632,11 @@ class RunInfo:
         config: Mapping[str, Any],
         fingerprint: Mapping[str, Any] | None = None,
         versions: Mapping[str, str] | None = None,
+        host: Mapping[str, Any] | None = None,
     ) -> RunInfo:
         """The one ``run.json`` builder (profile, ingest, card experiments): versions and host read
-        here, the device identity from the fingerprint the caller took (``telemetry.fingerprint``)."""
+        here, the device identity from the fingerprint the caller took (``telemetry.fingerprint``).
+        ``host``: the measuring host when it is not this machine (ingest of another device's files)."""
         fp = dict(fingerprint or {})
         return cls(
             run_id=run_id,
@@ -642,7 +644,9 @@ class RunInfo:
             command=command,
             config=dict(config),
             versions=dict(versions) if versions is not None else identity.package_versions(),
-            host={
+            host=dict(host)
+            if host is not None
+            else {
                 "platform": platform.platform(),
                 "cpu": fp.get("cpu_model") or identity.cpu_model(),
                 "cpu_count": os.cpu_count() or 0,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import factories
 from conftest import REPO
 from orinprof import results
 from orinprof.cli import app
@@ -19,11 +19,7 @@ CARDS = ["--cards", str(REPO / "cards.tsv"), "--claims", str(REPO / "claims.toml
 
 
 def _run_dir(tmp_path: Path, schema: str = "1.0", drop: str | None = None) -> Path:
-    run = tmp_path / "20250101T000000-bert-base-tensorrt-ab12"
-    run.mkdir()
-    row = {c: np.nan for c in results.TABLES["comparison"].names}
-    row.update(
-        run_id=run.name,
+    row = factories.comparison_row(
         baseline_run_id="base",
         model="bert-base",
         backend="tensorrt",
@@ -41,12 +37,13 @@ def _run_dir(tmp_path: Path, schema: str = "1.0", drop: str | None = None) -> Pa
         attention_share_baseline=0.3,
         ffn_share_baseline=0.5,
     )
-    df = pd.DataFrame([row])
-    if drop:
-        df = df.drop(columns=[drop])
-    df.to_csv(run / "comparison.csv", index=False)
-    (run / "run.json").write_text(json.dumps({"schema_version": schema, "run_id": run.name}))
-    return run
+    return factories.run_dir(
+        tmp_path,
+        {"comparison": [row]},
+        run_id="20250101T000000-bert-base-tensorrt-ab12",
+        schema_version=schema,
+        drop=[drop] if drop else [],
+    )
 
 
 def test_validate_prints_writes_and_never_overwrites(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
+import factories
 from orinprof import results
 from orinprof.cli import app
 
@@ -35,23 +36,12 @@ def _dynamic_onnx(path):
 
 
 def _minimal_run(root):
+    """A run directory holding one summary row and run.json: no layers, no comparison."""
     run_id = results.new_run_id("m", "onnxruntime")
-    run = results.create_run_dir(root, run_id)
-    row = {c: 1.0 for c in results.TABLES["summary"].names}
-    row.update(
-        run_id=run_id,
-        model="m",
-        backend="onnxruntime",
-        precision="fp32",
-        batch=1,
-        seq_len=8,
-        device="cpu",
-        device_kind="cpu",
-        telemetry_source="none",
-        trust_flags="",
+    row = factories.summary_row(
+        run_id=run_id, model="m", precision="fp32", seq_len=8, device="cpu", class_ms={"other_ms": 1.0}
     )
-    pd.DataFrame([row]).to_csv(run / "summary.csv", index=False)
-    return run
+    return factories.run_dir(root, {"summary": [row]}, run_id=run_id)
 
 
 def test_project_unknown_device_lists_names(tmp_path):

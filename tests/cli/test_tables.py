@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from orinprof import results
+import factories
 from orinprof.cli import format as fmt
 from orinprof.cli import tables as T
 from orinprof.cli.views import MEASURED, print_measured, print_reductions
@@ -23,8 +23,8 @@ def summary_frame(plans: tuple[str, ...] = ("fp32", "int8-attn", "int8-ffn", "in
     for seq in (128, 384):
         for i, plan in enumerate(plans):
             median = 102.34 * seq / 128 * (1 - 0.15 * i)
-            row = {c: np.nan for c in results.TABLES["summary"].names}
-            row.update(
+            row = factories.row(
+                "summary",
                 run_id="20261130T000000-bert-base-onnxruntime-ab12",
                 model="bert-base",
                 backend="onnxruntime",
@@ -49,13 +49,12 @@ def comparison_frame() -> pd.DataFrame:
     rows = []
     for seq in (128, 384):
         for plan in ("int8-attn", "int8-ffn", "int8-all"):
-            row = {c: np.nan for c in results.TABLES["comparison"].names}
-            row.update(
+            row = factories.comparison_row(
                 model="bert-base", precision=plan, baseline="fp32", seq_len=seq,
                 attention_reduction=-0.2134, attention_reduction_ci_low=-0.2513, attention_reduction_ci_high=-0.1702,
                 ffn_reduction=0.0412, ffn_reduction_ci_low=0.0011, ffn_reduction_ci_high=0.0803,
                 e2e_reduction=0.1234, e2e_reduction_ci_low=0.1001, e2e_reduction_ci_high=0.1502,
-                amdahl_e2e_reduction=0.1,
+                profile_implied_e2e_reduction=0.1,
                 flags="noisy_plan:cv=0.12" if plan == "int8-ffn" else None,
             )  # fmt: skip
             rows.append(row)

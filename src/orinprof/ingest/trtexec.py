@@ -13,10 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -277,11 +275,10 @@ def write_ingest_run(
     run_dir = results.create_run_dir(Path(results_dir), run_id)
     for df, table in frames:
         results.write_table(df, run_dir, table)
-    info = results.RunInfo(
-        run_id=run_id,
-        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command=command or "orinprof ingest trtexec",
-        config={
+    info = results.RunInfo.create(
+        run_id,
+        command or "orinprof ingest trtexec",
+        {
             "sources": dict(result.sources),
             "profiled_iterations": result.calls,
             "attribution": result.attribution,
@@ -289,22 +286,15 @@ def write_ingest_run(
             "notes": list(result.notes),
             "skipped": skipped,
         },
-        versions={"orinprof": _version(), "python": sys.version.split()[0], "git": results.git_version()},
-        host={"device": device or "unknown"},
         fingerprint={
             "fused_mha": result.fused_mha,
             "myelin_regions": result.myelin_regions,
             "precisions": list(result.precisions),
         },
+        host={"device": device or "unknown"},  # the device trtexec ran on, not this machine
     )
     results.write_run_info(info, run_dir)
     return run_dir, skipped
-
-
-def _version() -> str:
-    from orinprof import __version__
-
-    return __version__
 
 
 def _summary_row(result: IngestResult, keys: Mapping[str, Any], device: str | None) -> pd.DataFrame:
@@ -318,26 +308,16 @@ def _summary_row(result: IngestResult, keys: Mapping[str, Any], device: str | No
         flags.append("cv_over_1pct")
     if result.myelin_regions:
         flags.append(f"myelin_regions={result.myelin_regions}")
-    row = {
-        **keys,
-        "device": name,
-        "device_kind": kind,
-        "iterations": st.n,
-        "e2e_median_ms": st.median_ms,
-        "e2e_mean_ms": st.mean_ms,
-        "e2e_p90_ms": st.p90_ms,
-        "e2e_p95_ms": st.p95_ms,
-        "e2e_p99_ms": st.p99_ms,
-        "e2e_std_ms": st.std_ms,
-        "e2e_cv": st.cv,
-        "e2e_median_ci_low_ms": st.median_ci_low_ms,
-        "e2e_median_ci_high_ms": st.median_ci_high_ms,
-        **cls,
-        "layer_sum_over_e2e": cls["layer_sum_ms"] / st.median_ms if st.median_ms > 0 else math.nan,
-        **result.gemm_counts,
-        "fidelity_cosine": math.nan,
-        "threads": pd.NA,
-        "telemetry_source": "none",
-        "trust_flags": ";".join(flags),
-    }
+    row = results.summary_row(
+        keys,
+        [result.latencies_ms],  # one round: the trtexec run
+        device=name,
+        device_kind=kind,
+        class_totals=cls,
+        gemm_counts={k: int(v) for k, v in result.gemm_counts.items()},  # whole counts held as floats
+        trust_flags=flags,
+    )
+    # one round has no interval over rounds; ingest has always given the CI over its iterations
+    row["e2e_median_ci_low_ms"] = st.median_ci_low_ms
+    row["e2e_median_ci_high_ms"] = st.median_ci_high_ms
     return pd.DataFrame([row])
