@@ -72,6 +72,14 @@ def _key_nodes(source: AnalysedModel) -> pd.DataFrame:
     return c[c["op_type"].isin(GEMM_OPS) | (c["layer_class"] == "attention")]
 
 
+def _represented(plan: AnalysedModel) -> set[str]:
+    """Source nodes the plan runs: kept by name, or replaced by nodes that stand for them (the
+    dynamic quantizer's ``<node>_quant``)."""
+    if plan.source is None:
+        return set(plan.classes["node"])
+    return {n for names in plan.origin.values() for n in names}
+
+
 def _landed(
     plan: AnalysedModel,
     runtime_map: pd.DataFrame,
@@ -87,7 +95,7 @@ def _landed(
             for m in members.split(";"):
                 carried.setdefault(m, set()).update(fractions[node])
     key = nodes(plan.root)
-    key = key[key["node"].isin(plan.classes["node"])]
+    key = key[key["node"].isin(_represented(plan))]
     misses = [
         f"{n} ({c} → {sorted(carried.get(n, set())) or 'no layer'})"
         for n, c in zip(key["node"], key["layer_class"])
@@ -101,19 +109,25 @@ def _check_every_plan(exported: export.ExportedModel, tmp: Path) -> dict[tuple[s
     assert (source.classes["role"] == "softmax").sum() > 0, "the source has no attention to carry"
     calibration = quantize.synthetic_calibration(exported, 2)
     maps: dict[tuple[str, str], pd.DataFrame] = {}
-    for name in PLANS:
-        planned = quantize.apply_plan(exported, get_plan(name), source.classes, calibration)
+    # every INT8 plan in every recipe that writes it (ORT's own default is ort-dynamic)
+    variants = [(n, r) for n in PLANS for r in (quantize.INT8_RECIPES if get_plan(n).is_int8 else [None])]
+    for name, recipe in variants:
+        planned = quantize.apply_plan(exported, get_plan(name), source.classes, calibration, recipe=recipe)
         plan = source.derive(planned.path)
+        label = f"{name}/{recipe}" if recipe else name
         # the plan file inherits: every source GEMM and Softmax is there, and every key node the
-        # plan kept (the FP16 rewrite drops no-op Casts) is in its source class
+        # plan kept (the FP16 rewrite drops no-op Casts) is in its source class; every node the
+        # quantizer or converter inserted stands for some source node
         kept = plan.classes.set_index("node")["layer_class"]
         key = _key_nodes(source)
         core = key[key["op_type"].isin([*GEMM_OPS, "Softmax"])]
-        assert core["node"].isin(kept.index).all(), f"{name}: the plan lost source GEMMs"
+        assert core["node"].isin(_represented(plan)).all(), f"{label}: the plan lost source GEMMs"
         key = key[key["node"].isin(kept.index)]
         assert (kept[key["node"]].to_numpy() == key["layer_class"].to_numpy()).all()
+        assert (kept != "unattributed").all(), f"{label}: {list(kept[kept == 'unattributed'].index)}"
+        name = label
         for level in ("ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL"):
-            graph = _optimised(planned.path, level, tmp / f"{exported.path.stem}.{name}.{level}.onnx")
+            graph = _optimised(planned.path, level, tmp / f"{exported.path.stem}.{name.replace('/', '.')}.{level}.onnx")
             runtime_map = plan.runtime_classes(graph)
             layers = _layers(runtime_map)
             share, misses = _landed(plan, runtime_map, layers)
@@ -142,7 +156,7 @@ def test_presets_keep_their_classes_on_every_plan(preset: str, tiny_export, tmp_
     source_class = dict(
         zip(*AnalysedModel.load(exported.path, save_map=False).classes[["node", "layer_class"]].T.values)
     )
-    int8 = maps[("int8-all", "ORT_ENABLE_ALL")]
+    int8 = maps[("int8-all/ort-qdq", "ORT_ENABLE_ALL")]
     fused = int8[int8["op_type"].isin(["MatMulIntegerToFloat", "QGemm", "QLinearMatMul", "DynamicQuantizeMatMul"])]
     assert len(fused) > 0
     for node, cls, members in zip(fused["node"], fused["layer_class"], fused["source_nodes"]):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +35,9 @@ import pandas as pd
 from orinprof import classify, results
 from orinprof.graph import PASS_THROUGH, SHAPE_OPS, Graph, load_onnx
 
+#: plan nodes that only carry a tensor to the node they feed: Q/DQ, Casts, and the dynamic
+#: quantizer's ``DynamicQuantizeLinear`` (it quantizes the activation of the GEMM it feeds)
+PLAN_PASS_THROUGH = PASS_THROUGH | {"DynamicQuantizeLinear"}
 #: ``evidence`` of a plan node that inherited its class from a neighbour or through tensors
 INHERITED = "inherited"
 #: ORT's tensor renames (see :meth:`_RuntimeIndex.known_name`)
@@ -55,6 +58,10 @@ class AnalysedModel:
     classes: pd.DataFrame = field(repr=False)
     #: the analysed model this one derives from (a plan file's source export); None for a source
     source: AnalysedModel | None = field(default=None, repr=False)
+    #: a plan file's node → the source nodes it stands for (itself when the plan kept it; the
+    #: replaced GEMM for the dynamic quantizer's ``<node>_quant``; a neighbour's for an inserted
+    #: Q/DQ/Cast); empty for a source
+    origin: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: Path, *, save_map: bool = True) -> AnalysedModel:
@@ -75,7 +82,12 @@ class AnalysedModel:
             return self
         if proto is None:
             proto = load_onnx(path, external_data=False)
-        return AnalysedModel(Path(path), proto, inherit_classes(self, proto), source=self)
+        classes, origin = _inherit(self, proto)
+        if self.source is not None:  # a rewrite of a rewrite: back to the root's nodes
+            origin = {
+                n: tuple(dict.fromkeys(x for m in ms for x in self.origin.get(m, ()))) for n, ms in origin.items()
+            }
+        return AnalysedModel(Path(path), proto, classes, source=self, origin=origin)
 
     @property
     def root(self) -> AnalysedModel:
@@ -127,46 +139,60 @@ def _same_nodes(known: Graph, rewritten: Graph) -> dict[int, int]:
     return same
 
 
-def inherit_classes(source: AnalysedModel, proto: onnx.ModelProto) -> pd.DataFrame:
-    """The ``layer_classes`` table of a rewritten copy of ``source`` (a plan file)."""
+def _inherit(source: AnalysedModel, proto: onnx.ModelProto) -> tuple[pd.DataFrame, dict[str, tuple[str, ...]]]:
+    """(``layer_classes`` table, node → source nodes it stands for) of a rewritten copy of ``source``."""
     g = Graph(proto)
     records = source.classes[["layer_class", "block", "role", "evidence"]].to_dict("records")
-    rows: dict[int, dict[str, object]] = {i: dict(records[k]) for i, k in _same_nodes(source.graph, g).items()}
+    same = _same_nodes(source.graph, g)
+    rows: dict[int, dict[str, object]] = {i: dict(records[k]) for i, k in same.items()}
+    stands: dict[int, list[int]] = {i: [k] for i, k in same.items()}
+    index: _RuntimeIndex | None = None
+
+    def stands_for(i: int) -> dict[str, object] | None:
+        """An inserted node's row through its tensors, else by the name of the node it replaces
+        (the quantizers' ``<node>_quant``): the class most of its source nodes have."""
+        nonlocal index
+        index = index or _RuntimeIndex(source.graph, g)
+        members = sorted(index.members(i) or _members_by_name(source.graph, g.names[i]))
+        classes = Counter(str(records[m]["layer_class"]) for m in members)
+        if not classes:
+            return None
+        stands[i] = members
+        cls = classes.most_common(1)[0][0]
+        return {**records[next(m for m in members if records[m]["layer_class"] == cls)], "evidence": INHERITED}
+
+    # inserted nodes that compute (the dynamic quantizer's MatMulInteger and scale Mul)
+    for i in range(len(g.nodes)):
+        if i not in rows and g.nodes[i].op_type not in PLAN_PASS_THROUGH and (row := stands_for(i)) is not None:
+            rows[i] = row
     # inserted Q/DQ/Cast/Identity nodes: the class of the node they feed (reverse topological order
     # resolves Q → DQ → MatMul chains), else of the node that feeds them (a cast on an output)
     for i in reversed(range(len(g.nodes))):
-        if i not in rows and g.nodes[i].op_type in PASS_THROUGH:
-            fed = next((rows[d] for d in g.downstream(i) if d in rows), None)
+        if i not in rows and g.nodes[i].op_type in PLAN_PASS_THROUGH:
+            fed = next((d for d in g.downstream(i) if d in rows), None)
             if fed is not None:
-                rows[i] = {**fed, "evidence": INHERITED}
+                rows[i], stands[i] = {**rows[fed], "evidence": INHERITED}, stands.get(fed, [])
     for i in range(len(g.nodes)):
-        if i not in rows and g.nodes[i].op_type in PASS_THROUGH:
-            feeder = next(
-                (rows[g.producer[t]] for t in g.nodes[i].input if t in g.producer and g.producer[t] in rows), None
-            )
+        if i not in rows and g.nodes[i].op_type in PLAN_PASS_THROUGH:
+            feeder = next((g.producer[t] for t in g.nodes[i].input if g.producer.get(t, -1) in rows), None)
             if feeder is not None:
-                rows[i] = {**feeder, "evidence": INHERITED}
-    # anything else inserted: through its tensors, onto the source nodes it stands for
-    index: _RuntimeIndex | None = None
+                rows[i], stands[i] = {**rows[feeder], "evidence": INHERITED}, stands.get(feeder, [])
     for i in range(len(g.nodes)):
-        if i in rows:
-            continue
-        index = index or _RuntimeIndex(source.graph, g)
-        # through its tensors, else by the name of the node it replaces (the quantizers' "_quant")
-        members = sorted(index.members(i) or _members_by_name(source.graph, g.names[i]))
-        classes = Counter(str(records[m]["layer_class"]) for m in members)
-        if classes:
-            cls = classes.most_common(1)[0][0]
-            first = next(m for m in members if records[m]["layer_class"] == cls)
-            rows[i] = {**records[first], "evidence": INHERITED}
-        else:  # never silently "other": the attribution reports it as unattributed
-            rows[i] = {"layer_class": "unattributed", "block": None, "role": "unattributed", "evidence": "none"}
+        if i not in rows:
+            # never silently "other": the attribution reports it as unattributed
+            rows[i] = (stands_for(i) if g.nodes[i].op_type in PLAN_PASS_THROUGH else None) or {
+                "layer_class": "unattributed",
+                "block": None,
+                "role": "unattributed",
+                "evidence": "none",
+            }
     df = pd.DataFrame(
         [{"node": g.names[i], "op_type": g.nodes[i].op_type, **rows[i]} for i in range(len(g.nodes))],
         columns=results.TABLES["layer_classes"].names,
     )
     df["block"] = pd.array(df["block"], dtype="Int64")
-    return results.check(df, "layer_classes")
+    origin = {g.names[i]: tuple(source.graph.names[k] for k in ks) for i, ks in stands.items()}
+    return results.check(df, "layer_classes"), origin
 
 
 # ------------------------------------------------------------------------------- runtime graphs
@@ -381,7 +407,6 @@ def map_runtime_graph(model: AnalysedModel, runtime: Graph) -> pd.DataFrame:
     node_class = model.classes["layer_class"].tolist()
     node_role = model.classes["role"].tolist()
     node_block = model.classes["block"].tolist()
-    source_names = set(model.root.classes["node"]) if model.source is not None else None
     flops: dict[str, float] | None = None
     members: dict[int, set[int]] = {}
     evidence: dict[int, str] = {}
@@ -445,8 +470,8 @@ def map_runtime_graph(model: AnalysedModel, runtime: Graph) -> pd.DataFrame:
             )
             blocks = Counter(int(node_block[m]) for m in group if node_class[m] == main and not pd.isna(node_block[m]))
             names = [known.names[m] for m in group]
-            if source_names is not None:
-                names = [n for n in names if n in source_names] or names
+            if model.source is not None:  # a plan's nodes → the source nodes they stand for
+                names = list(dict.fromkeys(n for m in names for n in model.origin.get(m, ())))
             row.update(
                 layer_class=main if len(fractions) == 1 else "mixed",
                 block=blocks.most_common(1)[0][0] if blocks else None,
@@ -454,7 +479,7 @@ def map_runtime_graph(model: AnalysedModel, runtime: Graph) -> pd.DataFrame:
                 class_split=None
                 if len(fractions) == 1
                 else ";".join(f"{c}={f:.4f}" for c, f in sorted(fractions.items(), key=lambda kv: -kv[1])),
-                source_nodes=";".join(names),
+                source_nodes=";".join(names) or None,
             )
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(RUNTIME_CLASS_COLUMNS))
