@@ -16,7 +16,8 @@
 #      were not set (it never asks for a password);
 #   6. the plans: exported here when torch works, else the ONNX files under models/<preset>/ copied
 #      from a host (orinprof export); lint-qdq on every INT8 plan;
-#   7. orinprof profile with --backend tensorrt and --backend trtexec, all plans, --cuda-graph;
+#   7. orinprof profile with --backend tensorrt and --backend trtexec, all plans, --cuda-graph,
+#      --long-run (≥ 3 s blocks, ≥ 10 interleaved rounds) and --aa-control (the noise floor);
 #   8. the four first-run checks (cuda-python probe, fused_mha fp16 vs int8-attn, ForeignNode count
 #      and share, numpy/torch), orinprof compare, and one tarball to send back.
 #
@@ -194,7 +195,7 @@ failed=()
 for backend in "${BACKENDS[@]}"; do
     say "profiling $MODEL with --backend $backend -> $RESULTS"
     profile_cmd=(orinprof profile --model "$MODEL" --seq "$SEQS" --precisions "$PRECISIONS"
-        --backend "$backend" --cuda-graph --results-dir "$RESULTS")
+        --backend "$backend" --cuda-graph --long-run --aa-control --results-dir "$RESULTS")
     if ((DRY_RUN)); then
         run "${profile_cmd[@]}"
     elif ! run "${profile_cmd[@]}" 2>&1 | tee "$LOGS/profile-$backend.log"; then
@@ -237,8 +238,14 @@ PY
     } | tee "$checks"
 fi
 
-say "comparison"
-run orinprof compare "$RESULTS" || warn "orinprof compare failed (see above)"
+say "comparison (each run on its own: compare refuses to mix the tensorrt and trtexec run modes)"
+for run_dir in "$RESULTS"/*/; do
+    [ -f "$run_dir/summary.csv" ] || continue
+    run orinprof compare "$run_dir" || warn "orinprof compare failed on $run_dir (see above)"
+done
+if ((DRY_RUN)); then
+    run orinprof compare "$RESULTS/<each run directory>"
+fi
 
 tarball="orin-validate-${device_slug}-$(date +%Y%m%d-%H%M).tar.gz"
 say "packing $tarball (send this file back)"
