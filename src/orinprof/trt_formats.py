@@ -27,6 +27,7 @@ import pandas as pd
 
 from orinprof.backends.base import RAW_PROFILE_COLUMNS
 from orinprof.errors import OrinprofError
+from orinprof.graph import node_names
 
 log = logging.getLogger(__name__)
 
@@ -845,7 +846,7 @@ def build_raw_profile(
 
 def onnx_node_order(onnx_path: Path) -> list[str]:
     """Node names in graph order (topological in a valid ONNX), named as the rest of orinprof names
-    them: the node's name, else ``<op_type>_<index>``."""
+    them (:func:`orinprof.graph.node_names`)."""
     import onnx
 
     try:
@@ -854,12 +855,4 @@ def onnx_node_order(onnx_path: Path) -> list[str]:
         raise OrinprofError(
             f"{onnx_path}: not a readable ONNX model ({err})", "pass the ONNX the engine was built from"
         ) from err
-    names, seen = [], set()
-    for idx, node in enumerate(model.graph.node):
-        # the same rule as orinprof.classify.ensure_node_names, so classes join on these names
-        name = node.name or f"{node.op_type}_{idx}"
-        if name in seen:
-            name = f"{name}__{idx}"
-        seen.add(name)
-        names.append(name)
-    return names
+    return node_names(model.graph)  # the one naming rule: class maps join on these names

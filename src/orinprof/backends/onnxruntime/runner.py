@@ -6,7 +6,8 @@ EP ``run`` returns after the device work, so the wall-clock includes it).  Profi
 session with ORT's profiler; its per-node kernel times are read from the profile JSON and grouped
 into iterations by the ``model_run`` events.  ORT fuses and renames nodes while optimising
 (``…/MatMulAddFusion``, ``SkipLayerNormalization``), so the optimised graph is saved during the
-profiling run and :meth:`attribution_graph` hands it to the classifier.
+profiling run (once) and :meth:`attribution_graph` hands it to attribution, which maps it onto the
+plan's inherited class map (:meth:`orinprof.analysed.AnalysedModel.runtime_classes`).
 """
 
 from __future__ import annotations
