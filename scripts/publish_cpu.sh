@@ -47,6 +47,8 @@ if step 5; then
 fi
 if step 6; then
   orinprof cards outliers --model minilm-l6 --out "$OUT/outliers.csv" | tee "$OUT/outliers.txt"
-  orinprof cards validate results --out "$OUT/verdicts.csv" | tee "$OUT/validate.txt"
+  # every published set: this one (runs, outliers, pruning), its repeatability runs, the GPU runs
+  orinprof cards validate "$OUT" "$OUT/repeatability-runs" results/h200-*/runs-child-profiler \
+    --out "$OUT/verdicts.csv" | tee "$OUT/validate.txt"
 fi
 echo "done: $OUT"

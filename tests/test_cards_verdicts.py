@@ -353,3 +353,25 @@ def test_verdicts_csv_is_never_overwritten(claims, tmp_path: Path) -> None:  # t
     assert first.name == "verdicts.csv" and second.name == "verdicts-1.csv"
     back = results.read_table(second, "verdicts")
     assert list(back["claim_id"]) == list(v["claim_id"])
+
+
+def test_a_folder_holding_a_table_and_run_directories_reads_both(tmp_path: Path) -> None:
+    """A published set keeps outliers.csv beside its run directories: the folder's own table must
+    not hide the runs in it (the published cpu set once validated as `no-evidence` for card 9).
+    Runs found inside a folder that are not complete are skipped."""
+    published = tmp_path / "cpu-set"
+    published.mkdir()
+    measured = dict(e2e_reduction=0.2, e2e_ratio=0.8, e2e_ratio_ci_low=0.78, e2e_ratio_ci_high=0.82)
+    rows = [comparison_row(run_id="20250101T000000-bert-base-tensorrt-ab12", **measured)]
+    factories.run_dir(published, {"comparison": rows}, run_id="20250101T000000-bert-base-tensorrt-ab12")
+    factories.run_dir(
+        published,
+        {"comparison": [comparison_row(run_id="20250101T000001-bert-base-tensorrt-ef56", **measured)]},
+        run_id="20250101T000001-bert-base-tensorrt-ef56",
+        status="interrupted",
+    )
+    outliers = factories.row("outliers", model="minilm-l6", layer=1, top_to_median_ratio=2.0)
+    pd.DataFrame([outliers]).to_csv(published / "outliers.csv", index=False)
+    evidence = load_evidence([published])
+    assert set(evidence.tables) >= {"comparison", "outliers"}
+    assert evidence.tables["comparison"]["run_id"].tolist() == ["20250101T000000-bert-base-tensorrt-ab12"]

@@ -120,6 +120,17 @@ def _table_for_file(path: Path) -> str | None:
     return None
 
 
+def _complete(run_dir: Path) -> bool:
+    """A run directory found inside a folder counts only when complete (a run directory named
+    explicitly is always read, as :func:`orinprof.results.read_runs` does)."""
+    if not (run_dir / "run.json").exists():
+        return True
+    status = results.run_status(run_dir)
+    if status != "complete":
+        log.warning("skipping %s: run is %s (name it explicitly to read it)", run_dir.name, status)
+    return status == "complete"
+
+
 def load_evidence(sources: Iterable[Path]) -> Evidence:
     """Read every evidence table found in run directories (or their parents, or CSV files).
 
@@ -153,13 +164,15 @@ def load_evidence(sources: Iterable[Path]) -> Evidence:
                 )
             frames.setdefault(name, []).append(results.read_table(src, name))
             continue
-        if not read_dir(src):
-            subs = [p for p in sorted(src.iterdir()) if p.is_dir() and read_dir(p)]
-            if not subs:
-                raise OrinprofError(
-                    f"no {', '.join(results.TABLES[n].file for n in EVIDENCE_TABLES)} in {src} or its subdirectories",
-                    "run `orinprof compare` first, or pass the directory it wrote",
-                )
+        # the folder itself and the run directories in it: a folder may hold both (a published
+        # set keeps outliers.csv beside its run directories)
+        own = read_dir(src)
+        subs = [p for p in sorted(src.iterdir()) if p.is_dir() and _complete(p) and read_dir(p)]
+        if not own and not subs:
+            raise OrinprofError(
+                f"no {', '.join(results.TABLES[n].file for n in EVIDENCE_TABLES)} in {src} or its subdirectories",
+                "run `orinprof compare` first, or pass the directory it wrote",
+            )
     tables = {name: pd.concat(dfs, ignore_index=True) for name, dfs in frames.items()}
     return Evidence(tables, run_info)
 
