@@ -400,7 +400,8 @@ class ProfileRun:
             if Path(planned.path) == shape.source.path
             else shape.source.derive(planned.path, planned.proto)
         )
-        lint = _lint(model) if plan.is_int8 else None
+        # the lint checks TensorRT's Q/DQ preconditions: meaningful for the TensorRT layout only
+        lint = _lint(model) if plan.is_int8 and planned.recipe == "trt-qdq" else None
         slot = PlanSlot(plan.name, plan, Path(planned.path), model, dict(planned.gemm_counts), lint)
         slot.int8_recipe = planned.recipe
         return slot

@@ -48,9 +48,10 @@ def probe() -> tuple[bool, str]:
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
     summary = "ONNX Runtime on the CPU (CUDA / TensorRT execution providers with onnxruntime-gpu)"
-    #: dynamic quantization first: on bert-base seq 128 ORT's quantize_dynamic ran 2.28× fp32 while
-    #: the static QDQ layouts ran 0.29-0.42× (results/cpu-benchmarks-2026-11-28/int8.txt); the
-    #: TensorRT layout stays available as the reference for Jetson (and for ``--device trt``)
+    #: dynamic quantization first: on bert-base seq 128 orinprof's per-class ort-dynamic int8-all ran
+    #: 1.75× fp32, 0.985× ORT's whole-model quantize_dynamic (results/cpu-2026-11-30/int8-recipes.txt),
+    #: while the TensorRT layout's int8-attn ran at 1.27× fp32's latency (…/cost-runs/); that layout
+    #: stays available as the reference for Jetson (and for ``--device trt``)
     int8_recipes = ("ort-dynamic", "ort-qdq", "trt-qdq")
 
     def __init__(self, model_path: Path, options: Any = None) -> None:
