@@ -11,11 +11,13 @@
 #   4. cards 6 and 10: the pruning variants, interleaved in rounds (orinprof cards pruning)
 #   5. the cost of the new measurement design against the previous release (trust_benchmarks cost)
 #   6. card 3's outliers on the real MiniLM weights, then card verdicts over everything published
+#   7. where INT8 pays: batch 1/8 × seq 128/512 on minilm-l6 (scripts/int8_sweep.py; bert-base at
+#      batch 32 × seq 2048 would take hours on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-results/cpu-$(date -u +%Y-%m-%d)}"
 OLD_REV="${OLD_REV:-d42326a}" # the release before interleaved rounds (for the cost benchmark)
-STEPS="${STEPS:-1 2 3 4 5 6}"
+STEPS="${STEPS:-1 2 3 4 5 6 7}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 COLUMNS=80
 
@@ -50,5 +52,9 @@ if step 6; then
   # every published set: this one (runs, outliers, pruning), its repeatability runs, the GPU runs
   orinprof cards validate "$OUT" "$OUT/repeatability-runs" results/h200-*/runs-child-profiler \
     --out "$OUT/verdicts.csv" | tee "$OUT/validate.txt"
+fi
+if step 7; then
+  python scripts/int8_sweep.py --model minilm-l6 --batches 1,8 --seqs 128,512 \
+    --precisions fp32,int8-attn,int8-all --out "$OUT/sweep-runs" | tee "$OUT/int8-sweep.txt"
 fi
 echo "done: $OUT"
