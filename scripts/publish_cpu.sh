@@ -45,6 +45,7 @@ if step 5; then
   git worktree add -q --detach "$old/tree" "$OLD_REV"
   python scripts/trust_benchmarks.py cost --old-src "$old/tree/src" --model bert-base --seq 128 \
     --precisions fp32,int8-attn --out "$old/runs" | tee "$OUT/cost.txt"
+  mkdir -p "$OUT/cost-runs" && cp -r "$old"/runs/new/* "$old"/runs/old/* "$OUT/cost-runs/"
   git worktree remove --force "$old/tree"
 fi
 if step 6; then
