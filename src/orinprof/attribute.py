@@ -246,3 +246,27 @@ def dominant_class(classes: pd.DataFrame) -> dict[str, str]:
             cls = max(fractions, key=lambda c: float(fractions[c]))
         out[str(node)] = str(cls)
     return out
+
+
+def int8_layers_by_class(raw: pd.DataFrame, layers: pd.DataFrame) -> dict[str, int] | None:
+    """Engine layers that ran in INT8, per class (``int8_kernels_attention/ffn/other``): a layer
+    counts when its input precision (TensorRT's layer information, ``precision_in``) says INT8;
+    a ``mixed`` layer counts for its largest class.  ``None`` when the profile carries no layer
+    precisions, or when an opaque Myelin region (``fused-unattributed``) could hide INT8 layers
+    from view (TensorRT 8.6's ``{ForeignNode[...]}``): unknown, never a false zero."""
+    if "precision_in" not in raw.columns or not len(layers):
+        return None
+    myelin = raw["layer"].astype(str).str.startswith("{ForeignNode[")
+    if myelin.any() or (layers["layer_class"] == "fused-unattributed").any():
+        return None
+    first = raw.drop_duplicates("layer")
+    precision = first.set_index("layer")["precision_in"].astype(str)
+    if not (precision.str.strip() != "").any():
+        return None
+    classes = dominant_class(layers.rename(columns={"layer": "node"}))
+    counts = {"int8_kernels_attention": 0, "int8_kernels_ffn": 0, "int8_kernels_other": 0}
+    for layer, prec in precision.items():
+        if "int8" in prec.lower():
+            cls = classes.get(str(layer), "other")
+            counts[f"int8_kernels_{cls if cls in ('attention', 'ffn') else 'other'}"] += 1
+    return counts

@@ -675,6 +675,9 @@ class ProfileRun:
         layers = attribute.attribute_layers(
             raw.drop(columns=["round"], errors="ignore"), slot.classes_for_profile, flops
         )
+        if all(v is None for v in slot.int8_kernels.values()):
+            # engine backends: what ran in INT8 is the engine's layer precisions
+            slot.int8_kernels.update(attribute.int8_layers_by_class(raw, layers) or {})
         roofline: dict[str, Any] = {}
         if self.cfg.roofline_device and shape.exported is not None and len(layers):
             assert shape.source is not None

@@ -63,6 +63,18 @@ def test_trtexec_profiles_every_plan(tmp_path: Path, models_dir: Path, monkeypat
         assert layers["layer"].str.startswith("{ForeignNode[").any()
         assert summary["fused_mha"].isna().all()  # unknown under a Myelin region, not a false "no"
         assert (summary["myelin_regions"] > 0).all()
+        # INT8 layers a Myelin region may hide: unknown, never a false zero (and no false flag)
+        int8_rows = summary[summary["precision"].str.startswith("int8")]
+        assert int8_rows[["int8_kernels_attention", "int8_kernels_ffn"]].isna().all().all()
+        assert not summary["trust_flags"].fillna("").str.contains("int8_class_not_executed").any()
+    else:
+        # issue 14, say what ran: the engine's layer precisions, per class
+        by_plan = summary.set_index("precision")
+        assert by_plan.loc["fp16", ["int8_kernels_attention", "int8_kernels_ffn"]].tolist() == [0, 0]
+        assert by_plan.loc["int8-ffn", "int8_kernels_ffn"] > 0
+        assert by_plan.loc["int8-ffn", "int8_kernels_attention"] == 0
+        assert by_plan.loc["int8-attn", "int8_kernels_attention"] > 0
+        assert by_plan.loc["int8-attn", "int8_kernels_ffn"] == 0
 
 
 @pytest.mark.slow
