@@ -16,31 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
-
-
-def _pct(x: float) -> str:
-    return "nan" if pd.isna(x) else f"{100 * x:+.1f}%"
+from trust_benchmarks import pct, run_profile  # the same fresh-process run and formatting
 
 
 def run_batch(batch: int, ns: argparse.Namespace, extra: list[str]) -> Path:
-    out = Path(ns.out)
-    out.mkdir(parents=True, exist_ok=True)
-    before = set(out.iterdir())
-    cmd = [
-        sys.executable, "-m", "orinprof", "profile", "--model", ns.model, "--batch", str(batch),
-        "--seq", ns.seqs, "--precisions", ns.precisions, "--aa-control", "--results-dir", str(out), *extra,
-    ]  # fmt: skip
-    print("$ orinprof " + " ".join(cmd[3:]), flush=True)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    new = sorted(set(out.iterdir()) - before)
-    if len(new) != 1:
-        raise SystemExit(f"expected one new run directory under {out}, found {len(new)}")
-    return new[0]
+    """One ``orinprof profile`` run (fresh process) for this batch size: every length, every plan."""
+    args = ["--model", ns.model, "--batch", str(batch), "--seq", ns.seqs, "--precisions", ns.precisions]
+    run_dir, _wall = run_profile([*args, "--aa-control", *extra], Path(ns.out))
+    return run_dir
 
 
 def main() -> int:
@@ -73,11 +60,11 @@ def main() -> int:
                     "batch": batch,
                     "seq": int(c["seq_len"]),
                     "plan": f"{c['precision']} vs {c['baseline']}",
-                    "attention": f"{_pct(c['attention_reduction'])} [{_pct(c['attention_reduction_ci_low'])}, "
-                    f"{_pct(c['attention_reduction_ci_high'])}]",
-                    "e2e": f"{_pct(c['e2e_reduction'])} [{_pct(c['e2e_reduction_ci_low'])}, "
-                    f"{_pct(c['e2e_reduction_ci_high'])}]",
-                    "A/A floor": _pct(floor).lstrip("+"),
+                    "attention": f"{pct(c['attention_reduction'])} [{pct(c['attention_reduction_ci_low'])}, "
+                    f"{pct(c['attention_reduction_ci_high'])}]",
+                    "e2e": f"{pct(c['e2e_reduction'])} [{pct(c['e2e_reduction_ci_low'])}, "
+                    f"{pct(c['e2e_reduction_ci_high'])}]",
+                    "A/A floor": pct(floor).lstrip("+"),
                     "placebo": "failed" if "placebo_failed" in flags else "ok",
                     "INT8 pays": "yes" if pays else "no",
                 }

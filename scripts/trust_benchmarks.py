@@ -37,7 +37,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _profile(args: list[str], results_dir: Path, src: Path | None = None) -> tuple[Path, float]:
+def run_profile(args: list[str], results_dir: Path, src: Path | None = None) -> tuple[Path, float]:
     """Run ``orinprof profile`` in a fresh process; return its run directory and wall time."""
     env = dict(os.environ)
     if src is not None:
@@ -54,7 +54,7 @@ def _profile(args: list[str], results_dir: Path, src: Path | None = None) -> tup
     return new[0], wall
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
     return "nan" if pd.isna(x) else f"{100 * x:+.1f} %"
 
 
@@ -62,7 +62,7 @@ def repeat(ns: argparse.Namespace) -> int:
     out = Path(ns.out)
     rows = []
     for i in range(ns.runs):
-        run_dir, wall = _profile(
+        run_dir, wall = run_profile(
             ["--model", ns.model, "--seq", str(ns.seq), "--precisions", "fp32,int8-attn", "--aa-control"], out
         )
         comp = pd.read_csv(run_dir / "comparison.csv")
@@ -92,8 +92,8 @@ def repeat(ns: argparse.Namespace) -> int:
         alo, ahi = r.aa_e2e_ci
         print(
             f"{r.run}: e2e ratio int8-attn/fp32 {r.e2e_ratio:.3f}; attention reduction "
-            f"{_pct(r.attention_reduction)}; FFN placebo {_pct(r.ffn_placebo)} [{_pct(lo)}, {_pct(hi)}]; "
-            f"A/A e2e {_pct(r.aa_e2e)} [{_pct(alo)}, {_pct(ahi)}]; rounds {r.rounds}; flags {r.flags or '-'}"
+            f"{pct(r.attention_reduction)}; FFN placebo {pct(r.ffn_placebo)} [{pct(lo)}, {pct(hi)}]; "
+            f"A/A e2e {pct(r.aa_e2e)} [{pct(alo)}, {pct(ahi)}]; rounds {r.rounds}; flags {r.flags or '-'}"
         )
     placebo_ok = all(abs(x) <= 0.05 for x in df["ffn_placebo"])
     placebo_ci_ok = all(lo >= -0.05 and hi <= 0.05 for lo, hi in df["ffn_placebo_ci"])
@@ -123,8 +123,8 @@ def repeat(ns: argparse.Namespace) -> int:
 def cost(ns: argparse.Namespace) -> int:
     args = ["--model", ns.model, "--seq", str(ns.seq), "--precisions", ns.precisions]
     out = Path(ns.out)
-    new_dir, new_wall = _profile([*args, *ns.new_args.split()], out / "new")
-    old_dir, old_wall = _profile(args, out / "old", src=Path(ns.old_src).resolve())
+    new_dir, new_wall = run_profile([*args, *ns.new_args.split()], out / "new")
+    old_dir, old_wall = run_profile(args, out / "old", src=Path(ns.old_src).resolve())
     new_n = json.loads((new_dir / "run.json").read_text()).get("config", {}).get("timing", {})
     print(f"\n{ns.model}, seq {ns.seq}, {ns.precisions}, each design at its default iterations:")
     print(f"  this checkout ({' '.join(ns.new_args.split()) or 'no extra flags'}): {new_wall:.0f} s")
