@@ -343,3 +343,63 @@ def _shape():  # type: ignore[no-untyped-def]
     spec = models.get("bert-tiny")
     inputs = tuple(spec.inputs(1, 16))
     return Shape(16, 1, inputs, {}, [], lambda: iter(()), "none")
+
+
+class DeferredRunner(SyntheticRunner):
+    """Keeps one profiler session across blocks and hands every block's rows over at the end (the
+    ONNX Runtime runner's shape: its profiler cannot restart on a session)."""
+
+    name = "synthetic-deferred"
+    handed_over: ClassVar[list[int]] = []  # blocks handed over per finish_profiling call
+
+    def activate_impl(self) -> None:
+        super().activate_impl()
+        self._pending: list[pd.DataFrame] = []
+
+    def profile_block(self, feed: Feed, iterations: int, progress: Progress | None = None) -> pd.DataFrame | None:
+        self._pending.append(self.profile_layers_impl(feed, iterations, progress))
+        return None
+
+    def finish_profiling_impl(self) -> list[pd.DataFrame]:
+        pending, self._pending = self._pending, []
+        DeferredRunner.handed_over.append(len(pending))
+        return pending
+
+
+def test_rows_handed_over_at_the_end_keep_their_rounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runner whose profiling rows arrive after the last round gives the same per-round class
+    times and paired reductions as one that returns them block by block."""
+    monkeypatch.setitem(BACKENDS, "synthetic-deferred", f"{__name__}:DeferredRunner")
+    DeferredRunner.handed_over = []
+    Clock.reset(HALF_ATTENTION, plans_per_round=2)
+    deferred = profile(_cfg(tmp_path / "d", backend="synthetic-deferred", precisions=("fp32", "int8-attn")))
+    Clock.reset(HALF_ATTENTION, plans_per_round=2)
+    direct = profile(_cfg(tmp_path / "i", precisions=("fp32", "int8-attn")))
+    assert DeferredRunner.handed_over == [TIMING.rounds, TIMING.rounds]  # each plan's blocks, once
+    (run_dir,) = (tmp_path / "d" / "res").iterdir()
+    class_times = results.read_table(run_dir, "class_times")
+    assert sorted(class_times["round"].unique()) == list(range(TIMING.rounds))
+    assert (class_times.groupby(["precision", "round"])["iteration"].nunique() == TIMING.profile_iterations).all()
+    blocks = results.read_table(run_dir, "blocks")
+    profiling = blocks[blocks["kind"] == "profiling"]
+    assert len(profiling) == 2 * TIMING.rounds and (profiling["iterations"] == TIMING.profile_iterations).all()
+    for col in ("attention_reduction", "ffn_reduction", "placebo_reduction"):
+        a, b = deferred.comparison[col].to_numpy(float), direct.comparison[col].to_numpy(float)
+        assert np.allclose(a, b, atol=0.005), col
+    assert deferred.comparison["attention_reduction"].iloc[0] == pytest.approx(0.5, abs=0.01)
+
+
+class ShortDeferredRunner(DeferredRunner):
+    """Hands over one block fewer than it was asked for (a backend bug)."""
+
+    name = "synthetic-short"
+
+    def finish_profiling_impl(self) -> list[pd.DataFrame]:
+        return super().finish_profiling_impl()[1:]
+
+
+def test_a_runner_losing_profiling_blocks_fails_its_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKENDS, "synthetic-short", f"{__name__}:ShortDeferredRunner")
+    Clock.reset(HALF_ATTENTION, plans_per_round=2)
+    with pytest.raises(RuntimeError, match="profiling blocks"):
+        profile(_cfg(tmp_path, backend="synthetic-short", precisions=("fp32", "int8-attn")))

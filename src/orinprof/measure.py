@@ -231,6 +231,8 @@ class PlanSlot:
     windows: list[tuple[float, float]] = field(default_factory=list)
     telemetry: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[pd.DataFrame] = field(default_factory=list)
+    #: rounds whose profiling rows the runner hands over after the last round (``finish_profiling``)
+    pending_profile_rounds: list[int] = field(default_factory=list)
     classes_for_profile: pd.DataFrame | None = None
     #: the INT8 recipe of the plan file (None for fp32/fp16 and for backends that do not say)
     int8_recipe: str | None = None
@@ -485,9 +487,12 @@ class ProfileRun:
             except OrinprofError as err:
                 self._fail(slot, f"{self.model_name} · seq {shape.seq_len} · {slot.label}", err)
                 continue
-            per_iter = raw.groupby("iteration")["time_ms"].sum()
-            med = float(per_iter.median()) if len(per_iter) else float("nan")
-            blocks.append(self._block_row(shape, slot, r, "profiling", pos, len(per_iter), window, med))
+            if raw is None:  # rows after the last round: the block's median is in class_times.csv then
+                n, med = timing.profile_iterations, float("nan")
+            else:
+                per_iter = raw.groupby("iteration")["time_ms"].sum()
+                n, med = len(per_iter), float(per_iter.median()) if len(per_iter) else float("nan")
+            blocks.append(self._block_row(shape, slot, r, "profiling", pos, n, window, med))
         # this round's latencies and schedule now: an interruption later keeps them
         if lat_rows:
             results.append_table(pd.concat(lat_rows, ignore_index=True), self.run_dir, "latencies")
@@ -545,20 +550,36 @@ class ProfileRun:
         slot.telemetry.append(tel.summarize(window[0], window[1], len(lat)))
         return np.asarray(lat, dtype=float), window
 
-    def _profiling_block(self, slot: PlanSlot, shape: Shape, r: int) -> tuple[pd.DataFrame, tuple[float, float]]:
+    def _profiling_block(self, slot: PlanSlot, shape: Shape, r: int) -> tuple[pd.DataFrame | None, tuple[float, float]]:
         assert slot.runner is not None
         t0 = telemetry.clock()
         progress = self.reporter.progress(f"{slot.label} profiling, round {r + 1}")
-        raw = slot.runner.profile_layers(shape.feed, self.cfg.timing.profile_iterations, progress)
+        raw = slot.runner.profile_block(shape.feed, self.cfg.timing.profile_iterations, progress)
         t1 = telemetry.clock()
-        slot.profiles.append(raw.assign(round=r))
+        if raw is None:
+            slot.pending_profile_rounds.append(r)
+        else:
+            slot.profiles.append(raw.assign(round=r))
         return raw, (t0, t1)
+
+    def _collect_profiles(self, slot: PlanSlot) -> None:
+        """The rows of the blocks the runner kept until now, each with the round it ran in."""
+        assert slot.runner is not None
+        frames = slot.runner.finish_profiling()
+        if len(frames) != len(slot.pending_profile_rounds):
+            raise RuntimeError(
+                f"{slot.runner.name} handed over {len(frames)} profiling blocks for "
+                f"{len(slot.pending_profile_rounds)} it ran ({slot.label})"
+            )
+        slot.profiles += [f.assign(round=r) for f, r in zip(frames, slot.pending_profile_rounds)]
+        slot.pending_profile_rounds.clear()
 
     def _finish_slot(self, slot: PlanSlot, shape: Shape) -> None:
         """While the runner is alive: the class map of the graph its profile names refer to (ONNX
         Runtime's optimised graph lives in the runner's temp dir), engine facts, and fidelity."""
         runner = slot.runner
         assert runner is not None and slot.info is not None
+        self._collect_profiles(slot)
         graph = runner.attribution_graph() if slot.model is not None else None
         runtime_classes: pd.DataFrame | None = None
         if graph is not None and slot.model is not None:

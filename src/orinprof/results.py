@@ -234,7 +234,14 @@ BLOCKS_TABLE = register(
             _c("iterations", "int", "iterations in the block"),
             _c("start_s", "float", "block start on the telemetry clock (`time.perf_counter`)", "s"),
             _c("end_s", "float", "block end on the telemetry clock", "s"),
-            _c("median_ms", "float", "median latency (timing) or median profiled layer sum", "ms", True),
+            _c(
+                "median_ms",
+                "float",
+                "median latency (timing) or median profiled layer sum; empty for a profiling block whose rows "
+                "the runner hands over after the last round (ONNX Runtime): its sums are in `class_times.csv`",
+                "ms",
+                True,
+            ),
         ),
     )
 )

@@ -227,6 +227,24 @@ class Runner:
             raise RuntimeError(f"{self.name} profile lacks {missing}")
         return df
 
+    def profile_block(self, feed: Feed, iterations: int, progress: Progress | None = None) -> pd.DataFrame | None:
+        """One profiling block of a run of several (:mod:`orinprof.measure`'s rounds).  Returns the
+        block's rows now, or ``None`` when the runner keeps one profiler session across blocks and
+        hands the rows over in :meth:`finish_profiling` (ONNX Runtime: its profiler cannot restart
+        on a session, and a new session per round would reload the model every round)."""
+        return self.profile_layers(feed, iterations, progress)
+
+    def finish_profiling(self) -> list[pd.DataFrame]:
+        """The rows of every block :meth:`profile_block` returned ``None`` for since the last call,
+        one frame per block in the order they ran (:data:`RAW_PROFILE_COLUMNS`)."""
+        self._require_active()
+        frames = self.finish_profiling_impl()
+        for df in frames:
+            missing = [c for c in RAW_PROFILE_COLUMNS if c not in df.columns]
+            if missing:
+                raise RuntimeError(f"{self.name} profile lacks {missing}")
+        return frames
+
     def attribution_graph(self) -> Path | None:
         """The ONNX graph whose node names the profile's ``onnx_nodes`` refer to, when it is not
         the model file itself (ONNX Runtime's optimised graph).  ``None`` = the model file."""
@@ -256,3 +274,7 @@ class Runner:
 
     def profile_layers_impl(self, feed: Feed, iterations: int, progress: Progress | None) -> pd.DataFrame:
         raise NotImplementedError
+
+    def finish_profiling_impl(self) -> list[pd.DataFrame]:
+        """Runners that return every block's rows at once have nothing left to hand over."""
+        return []

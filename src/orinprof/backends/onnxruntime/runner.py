@@ -4,10 +4,14 @@
 Timing run: a plain session, host wall-clock around ``session.run`` (a CPU backend; with the CUDA
 EP ``run`` returns after the device work, so the wall-clock includes it).  Profiling run: a second
 session with ORT's profiler; its per-node kernel times are read from the profile JSON and grouped
-into iterations by the ``model_run`` events.  ORT fuses and renames nodes while optimising
-(``…/MatMulAddFusion``, ``SkipLayerNormalization``), so the optimised graph is saved during the
-profiling run (once) and :meth:`attribution_graph` hands it to attribution, which maps it onto the
-plan's inherited class map (:meth:`orinprof.analysed.AnalysedModel.runtime_classes`).
+into iterations by the ``model_run`` events.  ORT's Python API cannot restart profiling on a session
+(``end_profiling`` ends it), and a fresh session per round reloads and re-prepacks the model, so
+after the first block (whose session ends at once, telling the events per run) one profiling session
+spans every later block (:meth:`OnnxRuntimeRunner.profile_block`); its events are split back into
+blocks by run when :meth:`OnnxRuntimeRunner.finish_profiling` asks.  ORT fuses and renames nodes
+while optimising (``…/MatMulAddFusion``, ``SkipLayerNormalization``), so the optimised graph is saved
+during the first profiling session and :meth:`attribution_graph` hands it to attribution, which maps
+it onto the plan's inherited class map (:meth:`orinprof.analysed.AnalysedModel.runtime_classes`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ from orinprof.errors import MissingDependency, OrinprofError
 from orinprof.identity import cpu_model  # the one CPU-model answer (re-exported)
 
 log = logging.getLogger(__name__)
+
+#: ORT records at most this many events per profiling session and past it only logs a warning
+#: (``onnxruntime/core/common/profiler.cc``: ``Profiler::global_max_num_events_{1000 * 1000}``); a
+#: session holds runs up to half of it, counted from the events per run its first block recorded
+PROFILER_EVENT_CAP = 1_000_000
+#: warm-up runs of a block: a new session's first runs allocate and prepack; a later block of the
+#: same session only needs its caches back after the other plans' blocks ran in between
+PROFILE_WARMUP_NEW_SESSION = 3
+PROFILE_WARMUP_LATER_BLOCK = 2
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -61,6 +74,13 @@ class OnnxRuntimeRunner(Runner):
         self._feed: Feed = {}
         self._optimized: Path | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="orinprof-ort-")
+        self._profiler: Any = None  # the profiling session the current blocks run in
+        self._profiler_runs = 0  # runs issued in it (warm-up included)
+        #: the current session's blocks: (block number, first run of the block, iterations)
+        self._profiler_blocks: list[tuple[int, int, int]] = []
+        self._events_per_run: float | None = None  # learnt when the first session ends
+        self._blocks_started = 0
+        self._finished: dict[int, pd.DataFrame] = {}  # block number → rows, until handed over
 
     # ------------------------------------------------------------------ lifecycle
     def _reuse_optimised(self) -> bool:
@@ -126,6 +146,8 @@ class OnnxRuntimeRunner(Runner):
 
     def deactivate_impl(self) -> None:
         self._session = None
+        self._profiler = None  # a profile nobody asked for is dropped with the temp dir
+        self._profiler_blocks, self._finished = [], {}
         self._tmp.cleanup()
 
     # ------------------------------------------------------------------ info / inference
@@ -160,32 +182,84 @@ class OnnxRuntimeRunner(Runner):
         return self._optimized if self._optimized is not None and self._optimized.exists() else None
 
     # ------------------------------------------------------------------ profiling
-    def profile_layers_impl(self, feed: Feed, iterations: int, progress: Progress | None) -> pd.DataFrame:
-        session = self._make_session(profile=True)
-        warmup = 3
+    def profile_block(self, feed: Feed, iterations: int, progress: Progress | None = None) -> pd.DataFrame | None:
+        """Profile ``iterations`` runs in the profiling session the earlier blocks ran in (a new one
+        first, when there is none or this block could pass ORT's event cap); the rows come from
+        :meth:`finish_profiling`."""
+        self._require_active()
+        if self._profiler is not None and not self._fits(PROFILE_WARMUP_LATER_BLOCK + iterations):
+            self._end_profiler()
+        if self._profiler is None:
+            self._profiler = self._make_session(profile=True)
+            self._profiler_runs = 0
+        warmup = PROFILE_WARMUP_NEW_SESSION if self._profiler_runs == 0 else PROFILE_WARMUP_LATER_BLOCK
         for _ in range(warmup):
-            session.run(None, dict(feed))
+            self._profiler.run(None, dict(feed))
+        self._profiler_blocks.append((self._blocks_started, self._profiler_runs + warmup, iterations))
+        self._blocks_started += 1
         for k in range(iterations):
-            session.run(None, dict(feed))
+            self._profiler.run(None, dict(feed))
             if progress:
                 progress(k + 1, iterations)
-        path = session.end_profiling()
+        self._profiler_runs += warmup + iterations
+        return None
+
+    def finish_profiling_impl(self) -> list[pd.DataFrame]:
+        self._end_profiler()
+        frames = [self._finished[k] for k in sorted(self._finished)]
+        self._finished = {}
+        return frames
+
+    def profile_layers_impl(self, feed: Feed, iterations: int, progress: Progress | None) -> pd.DataFrame:
+        """One block whose rows are needed now (outside measure's rounds)."""
+        block = self._blocks_started
+        self.profile_block(feed, iterations, progress)
+        self._end_profiler()
+        return self._finished.pop(block)
+
+    def _fits(self, runs: int) -> bool:
+        """Can the current session record ``runs`` more runs?  Unknown before a session has ended
+        (ORT writes its events only then): the first session holds one block."""
+        if self._events_per_run is None:
+            return False
+        return (self._profiler_runs + runs) * self._events_per_run <= PROFILER_EVENT_CAP // 2
+
+    def _end_profiler(self) -> None:
+        """End the profiling session and split its events into its blocks' rows."""
+        if self._profiler is None:
+            return
+        path = self._profiler.end_profiling()
+        self._profiler = None
         events = json.loads(Path(path).read_text())
-        return parse_profile(events, skip_runs=warmup)
+        Path(path).unlink(missing_ok=True)
+        if self._profiler_runs:
+            self._events_per_run = max(self._events_per_run or 0.0, len(events) / self._profiler_runs)
+        for block, first_run, iterations in self._profiler_blocks:
+            self._finished[block] = parse_profile(events, skip_runs=first_run, runs=iterations)
+        self._profiler_blocks = []
 
 
-def parse_profile(events: list[dict[str, Any]], skip_runs: int = 0) -> pd.DataFrame:
-    """ORT profiler events → raw rows (iteration, layer, op_type, onnx_nodes, time_ms)."""
-    runs = sorted(
+def parse_profile(events: list[dict[str, Any]], skip_runs: int = 0, runs: int | None = None) -> pd.DataFrame:
+    """ORT profiler events → raw rows (iteration, layer, op_type, onnx_nodes, time_ms) of the
+    ``runs`` runs after the first ``skip_runs`` (all the rest when ``runs`` is None).  A profile
+    holding fewer runs than that is an error: ORT stops recording at its event cap."""
+    model_runs = sorted(
         (e["ts"], e["ts"] + e["dur"]) for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"
     )
-    starts = np.array([r[0] for r in runs], dtype=float)
+    end = len(model_runs) if runs is None else skip_runs + runs
+    if end > len(model_runs):
+        raise OrinprofError(
+            f"ONNX Runtime's profile holds {len(model_runs)} runs, {end} were profiled "
+            f"(its profiler stops recording at {PROFILER_EVENT_CAP:,} events per session)",
+            "use fewer --profile-iterations",
+        )
+    starts = np.array([r[0] for r in model_runs], dtype=float)
     rows = []
     for e in events:
         if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time"):
             continue
         k = int(np.searchsorted(starts, e["ts"], side="right")) - 1
-        if k < skip_runs or k >= len(runs):
+        if k < skip_runs or k >= end:
             continue
         name = e["name"][: -len("_kernel_time")]
         rows.append(
