@@ -13,11 +13,13 @@
 #   6. card 3's outliers on the real MiniLM weights, then card verdicts over everything published
 #   7. where INT8 pays: batch 1/8 × seq 128/512 on minilm-l6 (scripts/int8_sweep.py; bert-base at
 #      batch 32 × seq 2048 would take hours on 2 cores)
+#   8. the warm-up a plan needs at the start of a round (scripts/round_warmup_probe.py)
+#   9. the audit's seq-384 attention figure re-measured with one class map (its TensorRT Q/DQ plans)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-results/cpu-$(date -u +%Y-%m-%d)}"
 OLD_REV="${OLD_REV:-d42326a}" # the release before interleaved rounds (for the cost benchmark)
-STEPS="${STEPS:-1 2 3 4 5 6 7}"
+STEPS="${STEPS:-1 2 3 4 5 6 7 8 9}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 COLUMNS=80
 
@@ -57,5 +59,13 @@ fi
 if step 7; then
   python scripts/int8_sweep.py --model minilm-l6 --batches 1,8 --seqs 128,512 \
     --precisions fp32,int8-attn,int8-all --out "$OUT/sweep-runs" | tee "$OUT/int8-sweep.txt"
+fi
+if step 8; then
+  python scripts/round_warmup_probe.py --model bert-base --seq 128 --plans fp32,int8-attn | tee "$OUT/round-warmup.txt"
+fi
+if step 9; then
+  # results-audit 1.1: published −21 % at seq 384, "about −55 %" once attention rows are counted
+  orinprof profile --model bert-base --seq 384 --precisions fp32,int8-attn --int8-recipe trt-qdq \
+    --aa-control --results-dir "$OUT/seq384-runs" | tee "$OUT/seq384.txt"
 fi
 echo "done: $OUT"

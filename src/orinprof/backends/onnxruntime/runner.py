@@ -39,9 +39,11 @@ log = logging.getLogger(__name__)
 #: session holds runs up to half of it, counted from the events per run its first block recorded
 PROFILER_EVENT_CAP = 1_000_000
 #: warm-up runs of a block: a new session's first runs allocate and prepack; a later block of the
-#: same session only needs its caches back after the other plans' blocks ran in between
+#: same session runs right after other plans' blocks, and there only the first run is slow (bert-base
+#: on the 2-core VM: run 1 +14–29 %, run 2 within the ±3 % of runs 3–4;
+#: results/cpu-2026-11-30/round-warmup.txt, scripts/round_warmup_probe.py)
 PROFILE_WARMUP_NEW_SESSION = 3
-PROFILE_WARMUP_LATER_BLOCK = 2
+PROFILE_WARMUP_LATER_BLOCK = 1
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -234,8 +236,11 @@ class OnnxRuntimeRunner(Runner):
         Path(path).unlink(missing_ok=True)
         if self._profiler_runs:
             self._events_per_run = max(self._events_per_run or 0.0, len(events) / self._profiler_runs)
+        # every run of the session in one pass (raises when ORT dropped runs), then cut into blocks
+        runs = parse_profile(events, runs=self._profiler_runs)
         for block, first_run, iterations in self._profiler_blocks:
-            self._finished[block] = parse_profile(events, skip_runs=first_run, runs=iterations)
+            part = runs[(runs["iteration"] >= first_run) & (runs["iteration"] < first_run + iterations)]
+            self._finished[block] = part.assign(iteration=part["iteration"] - first_run).reset_index(drop=True)
         self._profiler_blocks = []
 
 
