@@ -65,7 +65,9 @@ def repeat(ns: argparse.Namespace) -> int:
     rows = []
     for i in range(ns.runs):
         run_dir, wall = run_profile(
-            ["--model", ns.model, "--seq", str(ns.seq), "--precisions", "fp32,int8-attn", "--aa-control"], out
+            ["--model", ns.model, "--seq", str(ns.seq), "--precisions", "fp32,int8-attn", "--aa-control"]
+            + ns.extra_args.split(),
+            out,
         )
         comp = pd.read_csv(run_dir / "comparison.csv")
         plan = comp[comp["precision"] == "int8-attn"].iloc[0]
@@ -88,7 +90,8 @@ def repeat(ns: argparse.Namespace) -> int:
     df = pd.DataFrame(rows)
     ratio_spread = (df["e2e_ratio"].max() - df["e2e_ratio"].min()) / df["e2e_ratio"].mean()
     attn_spread = df["attention_reduction"].max() - df["attention_reduction"].min()
-    print(f"\n{ns.model} seq {ns.seq}, {ns.runs} separate runs of fp32,int8-attn with --aa-control\n")
+    extra = f" {ns.extra_args}" if ns.extra_args else ""
+    print(f"\n{ns.model} seq {ns.seq}, {ns.runs} separate runs of fp32,int8-attn with --aa-control{extra}\n")
     for r in df.itertuples():
         lo, hi = r.ffn_placebo_ci
         alo, ahi = r.aa_e2e_ci
@@ -161,6 +164,7 @@ def main() -> int:
     r.add_argument("--model", default="bert-base")
     r.add_argument("--seq", type=int, default=128)
     r.add_argument("--out", default="results/trust-benchmarks-runs")
+    r.add_argument("--extra-args", default="", help='more profile flags, e.g. "--rounds 10"')
     r.set_defaults(fn=repeat)
     c = sub.add_parser("cost")
     c.add_argument("--old-src", required=True, help="src/ folder of the older tree")
