@@ -63,10 +63,10 @@ def pct(x: float) -> str:
 def repeat(ns: argparse.Namespace) -> int:
     out = Path(ns.out)
     rows = []
+    extra_args = ns.extra_args.split()
     for i in range(ns.runs):
         run_dir, wall = run_profile(
-            ["--model", ns.model, "--seq", str(ns.seq), "--precisions", "fp32,int8-attn", "--aa-control"]
-            + ns.extra_args.split(),
+            ["--model", ns.model, "--seq", str(ns.seq), "--precisions", "fp32,int8-attn", "--aa-control", *extra_args],
             out,
         )
         comp = pd.read_csv(run_dir / "comparison.csv")
@@ -83,7 +83,7 @@ def repeat(ns: argparse.Namespace) -> int:
                 "ffn_placebo_ci": (plan["placebo_reduction_ci_low"], plan["placebo_reduction_ci_high"]),
                 "aa_e2e": aa["e2e_reduction"],
                 "aa_e2e_ci": (aa["e2e_reduction_ci_low"], aa["e2e_reduction_ci_high"]),
-                "flags": plan.get("flags", ""),
+                "flags": plan.get("flags") if isinstance(plan.get("flags"), str) else "",
             }
         )
         print(f"  run {i + 1}: {run_dir.name} ({wall:.0f} s)", flush=True)
