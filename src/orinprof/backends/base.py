@@ -56,7 +56,7 @@ class TimingConfig:
     rounds: int = 5
     block_s: float = 0.0
     #: after another plan's block only the first run is slow (ONNX Runtime, bert-base, 2-core VM:
-    #: run 1 +14–29 %, run 2 within ±3 % of the runs after it; scripts/round_warmup_probe.py)
+    #: run 1 +8–27 %, run 2 inside the spread of runs 3–4; results/cpu-2026-11-30/round-warmup.txt)
     round_warmup_iters: int = 1
 
     #: seconds per block in :meth:`long_run` (trtexec's default ``--duration=3``)

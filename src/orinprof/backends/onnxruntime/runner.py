@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 PROFILER_EVENT_CAP = 1_000_000
 #: warm-up runs of a block: a new session's first runs allocate and prepack; a later block of the
 #: same session runs right after other plans' blocks, and there only the first run is slow (bert-base
-#: on the 2-core VM: run 1 +14–29 %, run 2 within the ±3 % of runs 3–4;
+#: on the 2-core VM: run 1 +8–27 %, run 2 inside the spread of runs 3–4;
 #: results/cpu-2026-11-30/round-warmup.txt, scripts/round_warmup_probe.py)
 PROFILE_WARMUP_NEW_SESSION = 3
 PROFILE_WARMUP_LATER_BLOCK = 1
