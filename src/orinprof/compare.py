@@ -282,7 +282,10 @@ def _row(
     card = claims.get(base_plan_name(cand["precision"]))
     flags = _flags(base, cand)
     if pl is not None and _leaves(pl, PLACEBO_LIMIT):
-        flags.append(f"placebo_failed:{placebo}={pl.reduction:+.0%}")
+        # the CI is what failed (a point of -0 % can have a CI past ±5 %): the flag carries both
+        flags.append(
+            f"placebo_failed:{placebo}={pl.reduction:+.1%}[{pl.reduction_ci_low:+.1%},{pl.reduction_ci_high:+.1%}]"
+        )
     if not paired:
         flags.append("unpaired")
     if mixed:

@@ -69,7 +69,10 @@ def test_flags_in_words() -> None:
     assert words == "plan timing noisy (cv 0.12), baseline: clocks not locked (run sudo jetson_clocks), brand new flag"
     assert fmt.flag_words(None) == "" and fmt.flag_words(float("nan")) == ""
     assert fmt.flag_words("plan:int8_class_not_executed:ffn") == "plan: no INT8 kernel ran in class (ffn)"
-    assert fmt.flag_words("placebo_failed:ffn=-24%") == "placebo failed: the untouched class moved (ffn -24%)"
+    assert (
+        fmt.flag_words("placebo_failed:attention=-0.3%[-7.5%,+4.0%]")
+        == "placebo failed: the untouched class's CI leaves ±5 % (attention -0.3%[-7.5%,+4.0%])"
+    )
 
 
 @pytest.mark.parametrize(("value", "text"), [(16.0, "16"), (np.int64(384), "384"), (np.nan, "–"), (2.5, "2.50")])

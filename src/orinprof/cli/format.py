@@ -168,7 +168,7 @@ FLAG_WORDS = {
     "nvml_throttle": "GPU throttled",
     "telemetry_sampler_died": "telemetry sampler died",
     "too_few_samples": "too few telemetry samples",
-    "placebo_failed": "placebo failed: the untouched class moved",
+    "placebo_failed": "placebo failed: the untouched class's CI leaves ±5 %",
     "unpaired": "baseline timed in other rounds (unpaired)",
     "mixed_modes": "run modes differ",
     "run_incomplete": "run incomplete",
