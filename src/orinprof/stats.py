@@ -113,20 +113,11 @@ def reduction_ci(
 ) -> tuple[float, float, float]:
     """Reduction ``1 - median(candidate)/median(baseline)`` with an independent two-sample bootstrap CI.
 
-    The two samples come from separate runs, so they are resampled independently.
+    The two samples come from separate runs, so they are resampled independently: the reduction
+    side of :func:`unpaired_comparison` (one bootstrap for both).
     """
-    b = _as_array(baseline)
-    c = _as_array(candidate)
-    point = 1.0 - float(np.median(c)) / float(np.median(b))
-    if b.size < 2 or c.size < 2:
-        return point, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    mb = np.median(b[rng.integers(0, b.size, size=(resamples, b.size))], axis=1)
-    mc = np.median(c[rng.integers(0, c.size, size=(resamples, c.size))], axis=1)
-    red = 1.0 - mc / mb
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(red, [alpha, 1.0 - alpha])
-    return point, float(lo), float(hi)
+    comp = unpaired_comparison(_as_array(baseline), _as_array(candidate), level, resamples, seed)
+    return comp.reduction, comp.reduction_ci_low, comp.reduction_ci_high
 
 
 # --------------------------------------------------------------------------- rounds
