@@ -78,11 +78,11 @@ class OnnxRuntimeRunner(Runner):
         self._tmp = tempfile.TemporaryDirectory(prefix="orinprof-ort-")
         self._profiler: Any = None  # the profiling session the current blocks run in
         self._profiler_runs = 0  # runs issued in it (warm-up included)
-        #: the current session's blocks: (block number, first run of the block, iterations)
-        self._profiler_blocks: list[tuple[int, int, int]] = []
+        #: the current session's blocks: (first run of the block, iterations)
+        self._profiler_blocks: list[tuple[int, int]] = []
         self._events_per_run: float | None = None  # learnt when the first session ends
-        self._blocks_started = 0
-        self._finished: dict[int, pd.DataFrame] = {}  # block number → rows, until handed over
+        #: ended sessions' blocks, in the order they ran, until handed over
+        self._finished: list[pd.DataFrame] = []
 
     # ------------------------------------------------------------------ lifecycle
     def _reuse_optimised(self) -> bool:
@@ -149,7 +149,7 @@ class OnnxRuntimeRunner(Runner):
     def deactivate_impl(self) -> None:
         self._session = None
         self._profiler = None  # a profile nobody asked for is dropped with the temp dir
-        self._profiler_blocks, self._finished = [], {}
+        self._profiler_blocks, self._finished = [], []
         self._tmp.cleanup()
 
     # ------------------------------------------------------------------ info / inference
@@ -197,8 +197,7 @@ class OnnxRuntimeRunner(Runner):
         warmup = PROFILE_WARMUP_NEW_SESSION if self._profiler_runs == 0 else PROFILE_WARMUP_LATER_BLOCK
         for _ in range(warmup):
             self._profiler.run(None, dict(feed))
-        self._profiler_blocks.append((self._blocks_started, self._profiler_runs + warmup, iterations))
-        self._blocks_started += 1
+        self._profiler_blocks.append((self._profiler_runs + warmup, iterations))
         for k in range(iterations):
             self._profiler.run(None, dict(feed))
             if progress:
@@ -208,16 +207,14 @@ class OnnxRuntimeRunner(Runner):
 
     def finish_profiling_impl(self) -> list[pd.DataFrame]:
         self._end_profiler()
-        frames = [self._finished[k] for k in sorted(self._finished)]
-        self._finished = {}
+        frames, self._finished = self._finished, []
         return frames
 
     def profile_layers_impl(self, feed: Feed, iterations: int, progress: Progress | None) -> pd.DataFrame:
-        """One block whose rows are needed now (outside measure's rounds)."""
-        block = self._blocks_started
+        """One block whose rows are needed now (outside measure's rounds): the last one ended."""
         self.profile_block(feed, iterations, progress)
         self._end_profiler()
-        return self._finished.pop(block)
+        return self._finished.pop()
 
     def _fits(self, runs: int) -> bool:
         """Can the current session record ``runs`` more runs?  Unknown before a session has ended
@@ -238,9 +235,9 @@ class OnnxRuntimeRunner(Runner):
             self._events_per_run = max(self._events_per_run or 0.0, len(events) / self._profiler_runs)
         # every run of the session in one pass (raises when ORT dropped runs), then cut into blocks
         runs = parse_profile(events, runs=self._profiler_runs)
-        for block, first_run, iterations in self._profiler_blocks:
+        for first_run, iterations in self._profiler_blocks:
             part = runs[(runs["iteration"] >= first_run) & (runs["iteration"] < first_run + iterations)]
-            self._finished[block] = part.assign(iteration=part["iteration"] - first_run).reset_index(drop=True)
+            self._finished.append(part.assign(iteration=part["iteration"] - first_run).reset_index(drop=True))
         self._profiler_blocks = []
 
 
