@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from orinprof import export, measure
-from orinprof.backends.base import RunnerOptions
+from orinprof.backends.base import RunnerOptions, TimingConfig
 from orinprof.backends.onnxruntime.runner import OnnxRuntimeRunner
 from orinprof.identity import cpu_model, package_versions
 
@@ -44,14 +44,15 @@ def main() -> int:
     runners = [(pm.plan.name, OnnxRuntimeRunner(pm.path, RunnerOptions(plan=pm.plan.name))) for _, pm in planned]
     feed = export.synthesize(export.from_onnx(planned[0][1].path, 1, ns.seq).inputs, np.random.default_rng(0))
     ratios: dict[str, list[np.ndarray]] = {name: [] for name, _ in runners}
+    # the first block of each plan warms up fully, as orinprof profile's does; the probed blocks not at all
+    first = TimingConfig(warmup_iters=5, warmup_s=0.0, iterations=1)
+    probed = TimingConfig(warmup_iters=0, warmup_s=0.0, iterations=ns.runs)
     for _, runner in runners:
         runner.activate()
-        runner.prepare_timing_impl(feed)
-        for _ in range(5):  # the first block of each plan warms up fully, as orinprof profile's does
-            runner.timed_call_impl()
+        runner.time_e2e(feed, first)
     for _ in range(ns.rounds):
         for name, runner in runners:
-            lat = np.array([runner.timed_call_impl() for _ in range(ns.runs)])
+            lat = runner.time_e2e(feed, probed)
             ratios[name].append(lat[:4] / np.median(lat[4:]))
     versions = package_versions()
     print(f"{ns.model} seq {ns.seq}, plans {ns.plans} ({ns.int8_recipe}), ONNX Runtime on {cpu_model()}")
