@@ -27,6 +27,7 @@ from orinprof.plans import get_plan
 
 ort = pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
+from hf_tiny import Wrap, example_inputs, tiny_models  # noqa: E402  (after the torch skip)
 
 PLANS = ("fp32", "fp16", "int8-attn", "int8-ffn", "int8-all")
 #: issue 10's target: at least this share of source GEMM/attention nodes in their class, every plan
@@ -181,48 +182,6 @@ def test_transformer_encoder_keeps_its_classes(tmp_path: Path) -> None:
     _check_every_plan(export.from_onnx(path), tmp_path)
 
 
-def _hf_models() -> dict[str, Callable[[], tuple[object, tuple[str, ...]]]]:
-    t = pytest.importorskip("transformers")
-    small = {"vocab_size": 100}
-    return {
-        "distilbert": lambda: (
-            t.DistilBertModel(t.DistilBertConfig(dim=64, n_layers=2, n_heads=4, hidden_dim=128, **small)),
-            ("input_ids", "attention_mask"),
-        ),
-        "gpt2": lambda: (
-            t.GPT2Model(t.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=64, **small)),
-            ("input_ids",),
-        ),
-        "llama-gqa": lambda: (
-            t.LlamaModel(
-                t.LlamaConfig(
-                    hidden_size=64,
-                    intermediate_size=128,
-                    num_hidden_layers=2,
-                    num_attention_heads=4,
-                    num_key_value_heads=2,
-                    max_position_embeddings=64,
-                    **small,
-                )
-            ),
-            ("input_ids", "attention_mask"),
-        ),
-    }
-
-
-class _Wrap(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module, keys: tuple[str, ...]) -> None:
-        super().__init__()
-        self.model = model
-        self.keys = keys
-
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        kwargs = dict(zip(self.keys, args))
-        if "use_cache" in self.model.forward.__code__.co_varnames:
-            kwargs["use_cache"] = False
-        return self.model(**kwargs).last_hidden_state
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
 @pytest.mark.parametrize("name", ["distilbert", "gpt2", "llama-gqa"])
@@ -275,15 +234,13 @@ def test_profiled_layers_are_runtime_nodes_and_all_attributed(plan_name: str, ti
 
 def _export_hf(name: str, path: Path, dynamo: bool = False) -> Path:
     torch.manual_seed(0)
-    model, keys = _hf_models()[name]()
-    model.config._attn_implementation = "eager"  # type: ignore[attr-defined]
-    args = tuple(
-        torch.randint(1, 100, (1, 16)) if k == "input_ids" else torch.ones(1, 16, dtype=torch.long) for k in keys
-    )
+    model, keys = tiny_models()[name]()
+    model.config._attn_implementation = "eager"
+    args = example_inputs(keys)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Wrap(model.eval(), keys),  # type: ignore[arg-type]
+            Wrap(model.eval(), keys),
             args,
             str(path),
             input_names=list(keys),
