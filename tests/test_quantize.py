@@ -438,3 +438,32 @@ def test_rewrites_read_the_weights_a_graph_keeps_beside_it(tmp_path) -> None:  #
     np.testing.assert_array_equal(numpy_helper.to_array(with_weights.graph.initializer[0]), weight)
     whole = onnx.load(str(path))
     assert quantize._with_weights(whole, path) is whole  # nothing read when the weights are there
+
+
+def test_fp16_clamping_is_one_log_line_not_a_warning_per_value(caplog: pytest.LogCaptureFixture) -> None:
+    """onnxconverter-common clamps float32 values into ±[1e-7, 1e4] and warns for each tensor's
+    smallest and largest positive and negative value beyond that (onnxconverter_common/float16.py,
+    ``convert_np_to_float16``); on bert-base that was about 100 lines of 170 characters in the
+    middle of the quick start's display."""
+    import logging
+    import warnings
+
+    from onnx import TensorProto, helper
+
+    values = np.array([1e-9, 2e-9, 1e6, 0.5], dtype=np.float32)  # too small (its minimum) and too large
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["y"], name="scale")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (4,))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (4,))],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, (4,), values)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.INFO, logger="orinprof.quantize"):
+        warnings.simplefilter("always")
+        converted = quantize.convert_fp16(model)
+    assert not [w for w in seen if "truncated" in str(w.message)]
+    (line,) = [r.getMessage() for r in caplog.records if "clamped" in r.getMessage()]
+    assert "(2 warnings, e.g. " in line
+    w = next(i for i in converted.graph.initializer if i.name == "w")
+    assert w.data_type == TensorProto.FLOAT16
